@@ -1,0 +1,1 @@
+"""lowmode pipeline package."""

@@ -1,0 +1,1 @@
+"""lowmode preprocess package."""

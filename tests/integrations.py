@@ -1,0 +1,54 @@
+"""Optional integrations: skip on a user's machine when missing, fail in CI when required.
+
+CI exports ``LOWMODE_REQUIRE=dali,fmnist,...``; a test that needs an integration named there fails
+instead of skipping, so a broken install step cannot hide behind a skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+FMNIST_DIR = Path(os.environ.get("LOWMODE_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+FMNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def required() -> set[str]:
+    """Integrations that must be present (from LOWMODE_REQUIRE, comma-separated)."""
+    return {name.strip() for name in os.environ.get("LOWMODE_REQUIRE", "").split(",") if name.strip()}
+
+
+def _available(name: str) -> tuple[bool, str]:
+    if name == "dali":
+        return importlib.util.find_spec("nvidia.dali") is not None, "nvidia.dali is not importable"
+    if name == "fmnist":
+        missing = [f for f in FMNIST_FILES if not (FMNIST_DIR / f).is_file()]
+        return not missing, f"Fashion-MNIST files missing in {FMNIST_DIR}: {missing}"
+    if name == "slurm":
+        return shutil.which("sbatch") is not None, "sbatch not on PATH (run `make slurm-up`)"
+    if name == "ddp":
+        import torch.distributed as dist
+
+        return dist.is_available() and dist.is_gloo_available(), "torch.distributed with gloo unavailable"
+    if name == "wandb":
+        return importlib.util.find_spec("wandb") is not None, "wandb is not importable"
+    raise ValueError(f"unknown integration {name!r}")
+
+
+def need(name: str) -> None:
+    """Skip the calling test when integration ``name`` is missing, or fail if LOWMODE_REQUIRE names it."""
+    ok, why = _available(name)
+    if ok:
+        return
+    if name in required():
+        pytest.fail(f"integration {name!r} is required (LOWMODE_REQUIRE) but unavailable: {why}")
+    pytest.skip(why)

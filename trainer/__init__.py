@@ -1,0 +1,1 @@
+"""lowmode trainer package."""
