@@ -1,0 +1,136 @@
+"""``python -m pipeline``: inspect what a loader delivers, and benchmark loaders.
+
+    python -m pipeline inspect DATA --split train --loader dali --seed 0 --epoch 0 --rank 0 \
+        --world-size 1 --steps 5 --p 0.5 --json
+    python -m pipeline bench DATA --loader dali --mode low --batch-size 125 --seconds 10 --json
+
+``inspect --json`` prints exactly ``{"steps_per_epoch": n, "steps": [{"step", "mode", "shape",
+"keys"}, ...]}`` (scripts rely on it). ``bench --json`` prints ``{"loader", "mode", "batch_size",
+"images_per_s", "ms_per_batch"}``. Bad input: one line ``error: ...`` on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+
+from pipeline.index import DatasetFormatError
+from pipeline.loader import KINDS, make_loader
+from pipeline.schedule import ModeSchedule, ScheduleConfig
+
+BENCH_MODES = ("full", "low", "schedule")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", metavar="DATA", help="dataset directory written by lowmode-preprocess build")
+    parser.add_argument("--loader", choices=KINDS, default="dali", help="loader implementation (default: dali)")
+    parser.add_argument("--batch-size", type=int, default=125, help="batch size per rank (default: 125)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed: sample order, modes, augmentation")
+    parser.add_argument("--workers", type=int, default=2, help="torch DataLoader workers / DALI threads (default: 2)")
+    parser.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    inspect = sub.add_parser("inspect", help="print the modes, shapes and keys of an epoch's steps")
+    _common(inspect)
+    inspect.add_argument("--split", default="train", help="split to read (default: train)")
+    inspect.add_argument("--epoch", type=int, default=0)
+    inspect.add_argument("--rank", type=int, default=0)
+    inspect.add_argument("--world-size", type=int, default=1)
+    inspect.add_argument("--steps", type=int, default=5, help="number of steps to show (default: 5)")
+    inspect.add_argument("--start-step", type=int, default=0, help="first step to show (resume point)")
+    inspect.add_argument("--p", type=float, default=0.5, help="low-mode probability per step (default: 0.5)")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    bench = sub.add_parser("bench", help="measure a loader's throughput (images/s) on the train split")
+    _common(bench)
+    bench.add_argument("--mode", choices=BENCH_MODES, default="schedule",
+                       help="full: all full steps; low: all low; schedule: bernoulli p=0.5 (default)")
+    bench.add_argument("--seconds", type=float, default=10.0, help="measuring time after one warm-up batch")
+    bench.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def run_inspect(args: argparse.Namespace) -> dict:
+    """The steps start_step..start_step+steps-1 of one epoch as the loader delivers them."""
+    if args.steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {args.steps}")
+    schedule = ModeSchedule(ScheduleConfig(p=args.p), args.seed)
+    loader = make_loader(
+        args.data, args.split, batch_size_per_rank=args.batch_size, seed=args.seed, rank=args.rank,
+        world_size=args.world_size, kind=args.loader, schedule=schedule, augment=not args.no_augment,
+        num_workers=args.workers,
+    )
+    steps = []
+    try:
+        for batch in itertools.islice(loader.epoch(args.epoch, start_step=args.start_step), args.steps):
+            shape = list(batch.images.shape)
+            steps.append({"step": batch.step, "mode": batch.mode, "shape": shape, "keys": batch.keys})
+    finally:
+        loader.close()
+    return {"steps_per_epoch": loader.steps_per_epoch, "steps": steps}
+
+
+def run_bench(args: argparse.Namespace) -> dict:
+    """Images per second delivered on the train split (epochs repeat until ``--seconds`` pass)."""
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
+    p = {"full": 0.0, "low": 1.0, "schedule": 0.5}[args.mode]
+    loader = make_loader(
+        args.data, "train", batch_size_per_rank=args.batch_size, seed=args.seed, kind=args.loader,
+        schedule=ModeSchedule(ScheduleConfig(p=p), args.seed), augment=not args.no_augment,
+        num_workers=args.workers,
+    )
+    images = batches = 0
+    try:
+        start = None
+        epoch = 0
+        while start is None or time.perf_counter() - start < args.seconds:
+            for batch in loader.epoch(epoch):
+                if start is None:  # the first batch pays for start-up: not counted
+                    start = time.perf_counter()
+                    continue
+                images += batch.images.shape[0]
+                batches += 1
+                if time.perf_counter() - start >= args.seconds:
+                    break
+            epoch += 1
+        elapsed = time.perf_counter() - start
+    finally:
+        loader.close()
+    return {
+        "loader": args.loader, "mode": args.mode, "batch_size": args.batch_size,
+        "images_per_s": round(images / elapsed, 1), "ms_per_batch": round(1000 * elapsed / max(batches, 1), 3),
+    }
+
+
+def _print_human(command: str, result: dict) -> None:
+    if command == "bench":
+        print(f"{result['loader']} {result['mode']} batch {result['batch_size']}: "
+              f"{result['images_per_s']:.0f} images/s, {result['ms_per_batch']:.2f} ms/batch")
+        return
+    print(f"steps per epoch: {result['steps_per_epoch']}")
+    for s in result["steps"]:
+        keys = " ".join(s["keys"][:4]) + (" ..." if len(s["keys"]) > 4 else "")
+        print(f"step {s['step']:5d}  {s['mode']:4s}  {'x'.join(map(str, s['shape']))}  {keys}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = run_inspect(args) if args.command == "inspect" else run_bench(args)
+    except (DatasetFormatError, ValueError, OSError, ImportError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_human(args.command, result)
+    return 0

@@ -1,0 +1,194 @@
+"""The per-split sample index: key -> (shard, offset, size) at both resolutions.
+
+``open_split(DATA, split)`` reads ``manifest.json`` (refusing an unknown version) and every shard's
+wds2idx index, and runs the cheap open check: each tar and index exists, each tar's size equals the
+manifest's ``bytes``, each index lists the manifest's sample count, ``full/`` and ``low/`` list the
+same keys in the same order, every sample has an image and an 8-byte label, and raw images have
+exactly H*W*C bytes. The sha256 of the tars is NOT checked here (``lowmode-preprocess verify`` does
+that). Positions 0..n-1 enumerate the split in *index order*: shards in manifest order, samples in
+tar order. No tar byte is read here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from preprocess.dataset_format import (
+    LABEL_EXT,
+    RESOLUTIONS,
+    DatasetFormatError,
+    IndexEntry,
+    load_manifest,
+    parse_index,
+)
+
+LABEL_BYTES = 8
+ENCODINGS = ("raw", "png", "jpg")
+
+
+@dataclass(frozen=True)
+class ResolutionIndex:
+    """Where each sample's bytes are at one resolution. Arrays are indexed by position (n,)."""
+
+    resolution: str
+    shape: tuple[int, int, int]
+    """(H, W, C) of an image at this resolution."""
+    tar_paths: tuple[Path, ...]
+    """Absolute tar path per shard (in manifest order)."""
+    shard: np.ndarray
+    """int32 shard number (into ``tar_paths``) of each position."""
+    image_offset: np.ndarray
+    """int64 byte offset of the image data in its tar."""
+    image_size: np.ndarray
+    """int64 size in bytes of the image data."""
+    label_offset: np.ndarray
+    """int64 byte offset of the 8-byte little-endian int64 label in its tar."""
+
+
+@dataclass(frozen=True)
+class SplitIndex:
+    """Both resolutions of one split, position-aligned (same key at the same position)."""
+
+    data_dir: Path
+    split: str
+    manifest: dict
+    encoding: str
+    ratio: int
+    keys: tuple[str, ...]
+    full: ResolutionIndex
+    low: ResolutionIndex
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.keys)
+
+    def at(self, resolution: str) -> ResolutionIndex:
+        """The index of ``resolution`` ("full" | "low")."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+        return self.full if resolution == "full" else self.low
+
+    def describe(self, resolution: str, position: int) -> str:
+        """'<tar path> key <key>' for error messages about one sample."""
+        res = self.at(resolution)
+        return f"{res.tar_paths[res.shard[position]]} key {self.keys[position]}"
+
+
+def open_split(data_dir: str | os.PathLike, split: str, *, max_samples: int = 0) -> SplitIndex:
+    """Read and check the manifest and index files of ``split``; see the module docstring.
+
+    ``max_samples`` > 0 keeps only the first ``max_samples`` positions (shards are shuffled at
+    write time, so this is a random subset); the cheap check still covers every shard.
+    Raises DatasetFormatError naming the file (and key) on any problem.
+    """
+    data_dir = Path(data_dir)
+    manifest = load_manifest(data_dir)
+    splits = manifest["splits"]
+    if split not in splits:
+        raise DatasetFormatError(f"{data_dir / 'manifest.json'}: no split {split!r} (has {sorted(splits)})")
+    encoding = manifest["encoding"]
+    if encoding not in ENCODINGS:
+        raise DatasetFormatError(
+            f"{data_dir / 'manifest.json'}: field 'encoding' must be one of {ENCODINGS}, got {encoding!r}"
+        )
+    shards = splits[split].get("shards")
+    if not shards:
+        raise DatasetFormatError(f"{data_dir / 'manifest.json'}: split {split!r} lists no shards")
+    per_res = {res: [_read_shard_index(data_dir, shard, res) for shard in shards] for res in RESOLUTIONS}
+    keys: list[str] = []
+    for k, (full_entries, low_entries) in enumerate(zip(per_res["full"], per_res["low"])):
+        _check_same_keys(data_dir, shards[k], full_entries, low_entries)
+        keys.extend(e.key for e in full_entries)
+    expected = splits[split].get("num_samples")
+    if expected is not None and expected != len(keys):
+        raise DatasetFormatError(
+            f"{data_dir / 'manifest.json'}: split {split!r} says {expected} samples, shards hold {len(keys)}"
+        )
+    n = min(max_samples, len(keys)) if max_samples > 0 else len(keys)
+    indexes = {
+        res: _resolution_index(data_dir, res, shards, per_res[res], manifest, encoding, n) for res in RESOLUTIONS
+    }
+    return SplitIndex(
+        data_dir=data_dir, split=split, manifest=manifest, encoding=encoding, ratio=int(manifest["ratio"]),
+        keys=tuple(keys[:n]), full=indexes["full"], low=indexes["low"],
+    )
+
+
+def _read_shard_index(data_dir: Path, shard: dict, resolution: str) -> list[IndexEntry]:
+    """Check that one shard's tar and index exist and match the manifest; return its entries."""
+    try:
+        files = shard[resolution]
+        tar, idx, nbytes = data_dir / files["tar"], data_dir / files["idx"], int(files["bytes"])
+        num_samples = int(shard["num_samples"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetFormatError(f"{data_dir / 'manifest.json'}: shard entry {shard!r} lacks {exc}") from exc
+    try:
+        size = tar.stat().st_size
+    except OSError as exc:
+        raise DatasetFormatError(f"{tar}: shard missing or unreadable ({exc.strerror}); rebuild the dataset") from exc
+    if size != nbytes:
+        raise DatasetFormatError(f"{tar}: size {size} bytes, manifest says {nbytes}; shard is truncated or replaced")
+    entries = parse_index(idx)
+    if len(entries) != num_samples:
+        raise DatasetFormatError(f"{idx}: lists {len(entries)} samples, manifest says {num_samples}")
+    return entries
+
+
+def _check_same_keys(data_dir: Path, shard: dict, full: list[IndexEntry], low: list[IndexEntry]) -> None:
+    for position, (f, lo) in enumerate(zip(full, low)):
+        if f.key != lo.key:
+            raise DatasetFormatError(
+                f"{data_dir / shard['low']['tar']}: key {lo.key} at sample {position} differs from "
+                f"{data_dir / shard['full']['tar']} key {f.key}; full/ and low/ shards must list the same keys"
+            )
+
+
+def _resolution_index(
+    data_dir: Path, resolution: str, shards: list[dict], entries: list[list[IndexEntry]], manifest: dict,
+    encoding: str, n: int,
+) -> ResolutionIndex:
+    """Flatten the entries of every shard into position-indexed arrays, checking each sample."""
+    shape = _shape(manifest, resolution, data_dir)
+    raw_bytes = shape[0] * shape[1] * shape[2]
+    columns: list[tuple[int, int, int, int]] = []
+    for k, (shard, shard_entries) in enumerate(zip(shards, entries)):
+        tar = data_dir / shard[resolution]["tar"]
+        tar_bytes = int(shard[resolution]["bytes"])
+        for e in shard_entries:
+            if encoding not in e.components or LABEL_EXT not in e.components:
+                raise DatasetFormatError(
+                    f"{tar}: key {e.key} has components {sorted(e.components)}, expected {encoding!r} and {LABEL_EXT!r}"
+                )
+            (img_off, img_size), (lab_off, lab_size) = e.components[encoding], e.components[LABEL_EXT]
+            if lab_size != LABEL_BYTES:
+                raise DatasetFormatError(f"{tar}: key {e.key} label has {lab_size} bytes, expected {LABEL_BYTES}")
+            if encoding == "raw" and img_size != raw_bytes:
+                raise DatasetFormatError(
+                    f"{tar}: key {e.key} image has {img_size} bytes, "
+                    f"expected {raw_bytes} for shape {list(shape)} (HWC uint8)"
+                )
+            if max(img_off + img_size, lab_off + lab_size) > tar_bytes:
+                raise DatasetFormatError(f"{tar}: key {e.key} lies past the end of the tar ({tar_bytes} bytes)")
+            columns.append((k, img_off, img_size, lab_off))
+    table = np.asarray(columns[:n], dtype=np.int64).reshape(-1, 4)
+    return ResolutionIndex(
+        resolution=resolution, shape=shape,
+        tar_paths=tuple(data_dir / s[resolution]["tar"] for s in shards),
+        shard=table[:, 0].astype(np.int32), image_offset=table[:, 1].copy(), image_size=table[:, 2].copy(),
+        label_offset=table[:, 3].copy(),
+    )
+
+
+def _shape(manifest: dict, resolution: str, data_dir: Path) -> tuple[int, int, int]:
+    where = f"{data_dir / 'manifest.json'}: field 'shapes.{resolution}'"
+    try:
+        h, w, c = (int(v) for v in manifest["shapes"][resolution])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetFormatError(f"{where} must be [H, W, C]") from exc
+    if min(h, w, c) < 1:
+        raise DatasetFormatError(f"{where} must be positive, got {[h, w, c]}")
+    return h, w, c
