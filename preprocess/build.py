@@ -1,0 +1,219 @@
+"""Build a dataset directory: shuffle, shard, downsample, write, record (resumably).
+
+Order of work: open and validate the source (nothing is written before that), check the
+output directory (refuse a different config unless ``overwrite``), keep every shard pair whose
+sidecar and sha256s verify, build the rest (in a process pool when ``workers > 1``), then write
+the manifest last. Every step is a pure function of the config, so an interrupted build that is
+rerun ends byte-identical to an uninterrupted one, for any number of workers.
+
+    from preprocess.build import BuildConfig, build_dataset
+    manifest = build_dataset(BuildConfig(source="synthetic", out="DATA"))
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import shutil
+import time
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from preprocess import state
+from preprocess.config import BuildConfig
+from preprocess.dataset_format import (MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, SPLITS, atomic_write_json,
+                                       sample_key)
+from preprocess.downsample import downsample, method_sigma
+from preprocess.errors import InputError
+from preprocess.shards import channel_sums, write_shard_pair
+from preprocess.sources import Source, open_source
+
+__all__ = ["BuildConfig", "BuildResult", "ShardTask", "build_dataset", "plan_shards", "run_build"]
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Shard ``shard`` of ``split``: the source indices it holds, in write order."""
+
+    split: str
+    shard: int
+    indices: np.ndarray
+
+    def expected(self) -> tuple[str, str, int]:
+        return sample_key(int(self.indices[0])), sample_key(int(self.indices[-1])), len(self.indices)
+
+
+@dataclass
+class BuildResult:
+    """What a build did: the manifest (None for --part), shard pairs built/kept, bytes, seconds."""
+
+    manifest: dict[str, Any] | None
+    built: int = 0
+    kept: int = 0
+    samples_written: int = 0
+    seconds: float = 0.0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def plan_shards(source: Source, config: BuildConfig) -> list[ShardTask]:
+    """All shards of all splits: a seeded permutation of each split cut into samples_per_shard chunks."""
+    tasks = []
+    for split_id, split in enumerate(SPLITS):
+        n = source.splits[split].num_samples
+        order = np.random.default_rng([config.seed, split_id]).permutation(n)
+        for shard in range(math.ceil(n / config.samples_per_shard)):
+            chunk = order[shard * config.samples_per_shard:(shard + 1) * config.samples_per_shard]
+            tasks.append(ShardTask(split, shard, chunk))
+    return tasks
+
+
+# Set in the parent before the pool forks, so workers inherit the (possibly large) source arrays.
+_WORKER_STATE: tuple[Source, BuildConfig, Path, str] | None = None
+
+
+def _build_shard(task: ShardTask) -> dict[str, Any]:
+    """Build one shard pair and its sidecar; runs in a worker process or inline."""
+    source, config, out_dir, digest = _WORKER_STATE
+    split = source.splits[task.split]
+    full = split.load(task.indices)
+    if full.shape[1:] != source.shape:
+        raise InputError(f"{config.input_path()}: image batch has shape {full.shape[1:]}, expected {source.shape}")
+    images = {"full": full, "low": downsample(full, config.ratio, config.method)}
+    labels = split.labels[task.indices]
+    state.remove_stale_temps(out_dir, task.split, task.shard)
+    files = write_shard_pair(out_dir, task.split, task.shard, task.indices, labels, images,
+                             config.encoding, config.jpeg_quality, config.tar_writer)
+    first, last, count = task.expected()
+    record = {"config_sha256": digest, "split": task.split, "shard": task.shard, "num_samples": count,
+              "first_key": first, "last_key": last, **{r: f.to_dict() for r, f in files.items()},
+              "sums": {r: channel_sums(batch) for r, batch in images.items()}}
+    state.write_sidecar(out_dir, record)
+    return record
+
+
+def _run_tasks(tasks: list[ShardTask], workers: int, on_done: Callable[[dict], None]) -> None:
+    """Run shard tasks inline or in a forked process pool; re-raise the first failure."""
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            on_done(_build_shard(task))
+        return
+    context = multiprocessing.get_context("fork")  # workers share the source arrays copy-on-write
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+        pending = {pool.submit(_build_shard, task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()
+                on_done(future.result())
+
+
+def _mean_std(sums: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std on the 0..1 scale from exact integer pixel sums."""
+    count = sum(s["count"] for s in sums)
+    total = [sum(col) for col in zip(*(s["sum"] for s in sums))]
+    total_sq = [sum(col) for col in zip(*(s["sumsq"] for s in sums))]
+    mean = [t / count / 255 for t in total]
+    var = [(count * sq - t * t) / (count * count) for t, sq in zip(total, total_sq)]  # exact integers
+    return mean, [math.sqrt(v) / 255 for v in var]
+
+
+def _manifest(source: Source, config: BuildConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest (fields documented in dataset_format.load_manifest) from all shard sidecars."""
+    records = sorted(records, key=lambda r: (SPLITS.index(r["split"]), r["shard"]))
+    train = [r for r in records if r["split"] == "train"]
+    mean, std = _mean_std([r["sums"]["full"] for r in train])
+    low_mean, low_std = _mean_std([r["sums"]["low"] for r in train])
+    h, w, c = source.shape
+    shard_fields = ("num_samples", "first_key", "last_key", "full", "low")
+    return {
+        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "dataset": source.name,
+        "classes": list(source.classes), "ratio": config.ratio, "method": config.method,
+        "sigma": method_sigma(config.method, config.ratio), "encoding": config.encoding,
+        "shapes": {"full": [h, w, c], "low": [h // config.ratio, w // config.ratio, c]},
+        "mean": mean, "std": std, "low_mean": low_mean, "low_std": low_std, "seed": config.seed,
+        "config": config.output_config(),
+        "splits": {split: {"num_samples": source.splits[split].num_samples,
+                           "shards": [{k: r[k] for k in shard_fields} for r in records if r["split"] == split]}
+                   for split in SPLITS},
+    }
+
+
+def _check_source(source: Source, config: BuildConfig) -> None:
+    h, w, _ = source.shape
+    if h % config.ratio or w % config.ratio:
+        raise InputError(f"--ratio: image sides {h}x{w} of {source.name} are not divisible by {config.ratio}")
+    if source.splits["train"].num_samples == 0:
+        raise InputError(f"{config.input_path()}: the train split is empty")
+
+
+def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
+    """Build (or resume) the dataset directory of ``config``; see the module docstring."""
+    global _WORKER_STATE
+    start = time.perf_counter()
+    source = open_source(config)
+    _check_source(source, config)
+    tasks = plan_shards(source, config)
+    out_dir = Path(config.out)
+    output_config = config.output_config()
+    digest = state.config_digest(output_config)
+    created = state.prepare_out_dir(out_dir, output_config, config.overwrite)
+    result = BuildResult(manifest=None)
+    try:
+        mine = [t for t in tasks if config.part is None or t.shard % config.part[1] == config.part[0]]
+        todo = []
+        for task in mine:
+            record = state.load_verified_sidecar(out_dir, task.split, task.shard, digest, task.expected())
+            if record is None:
+                todo.append(task)
+            else:
+                result.records.append(record)
+        result.kept = len(result.records)
+        bar = _progress_bar(sum(len(t.indices) for t in todo), progress)
+        (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the manifest vouches for all shards: written last
+
+        def on_done(record: dict[str, Any]) -> None:
+            result.records.append(record)
+            result.built += 1
+            result.samples_written += record["num_samples"]
+            bar.update(record["num_samples"])
+
+        _WORKER_STATE = (source, config, out_dir, digest)
+        try:
+            _run_tasks(todo, config.workers, on_done)
+        finally:
+            _WORKER_STATE = None
+            bar.close()
+    except InputError:
+        if created:  # bad input found mid-build: leave nothing behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    if config.part is None:
+        result.manifest = _manifest(source, config, result.records)
+        atomic_write_json(out_dir / MANIFEST_NAME, result.manifest)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+def build_dataset(config: BuildConfig, *, progress: bool = False) -> dict[str, Any]:
+    """Build the dataset directory of ``config`` and return its manifest.
+
+    With ``config.part`` set no manifest is written; the return value is then
+    ``{"part": [I, N], "built": n, "kept": m}``.
+    """
+    result = run_build(config, progress=progress)
+    if result.manifest is None:
+        return {"part": list(config.part), "built": result.built, "kept": result.kept}
+    return result.manifest

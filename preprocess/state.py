@@ -1,0 +1,106 @@
+"""The build's bookkeeping inside a dataset directory, so an interrupted build can resume.
+
+``DATA/.build/config.json`` holds the output-defining config (written before any shard), and
+``DATA/.build/<split>-<k>.json`` one sidecar per finished shard pair (sha256s, sizes, pixel sums),
+written after the shard's files are renamed into place. On a rerun a shard is kept only if its
+sidecar matches the config and its files still hash to the recorded sha256s; everything else is
+rebuilt. Temporary files (``.<name>.*.tmp``) left by a killed run are deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from preprocess.dataset_format import MANIFEST_NAME, RESOLUTIONS, atomic_write_json, sha256_file, shard_stem
+from preprocess.errors import InputError
+
+BUILD_DIR = ".build"
+CONFIG_NAME = "config.json"
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of an output config (stored in each sidecar)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def sidecar_path(out_dir: Path, split: str, shard: int) -> Path:
+    return out_dir / BUILD_DIR / f"{shard_stem(split, shard)}.json"
+
+
+def _recorded_config(out_dir: Path) -> dict[str, Any] | None:
+    """The config a previous build recorded in ``out_dir``, or None if there is none."""
+    for path, field in ((out_dir / BUILD_DIR / CONFIG_NAME, None), (out_dir / MANIFEST_NAME, "config")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        return data.get(field) if field else data
+    return None
+
+
+def remove_build_outputs(out_dir: Path) -> None:
+    """Delete what a build writes (manifest, full/, low/, .build/); leave other files alone."""
+    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
+    for name in (*RESOLUTIONS, BUILD_DIR):
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+
+
+def prepare_out_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -> bool:
+    """Make ``out_dir`` ready for a build with ``config``; return True if this call created it.
+
+    A non-empty directory is accepted only if it holds a build of the same config (then it is
+    resumed) or ``overwrite`` is set (then the old build outputs are deleted first).
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: --out must be a directory, found a file")
+    created = not out_dir.exists()
+    if not created and any(out_dir.iterdir()) and _recorded_config(out_dir) != config:
+        if not overwrite:
+            raise InputError(f"{out_dir}: not empty and not a build of this config; "
+                             "pass --overwrite to replace it (or choose another --out)")
+        remove_build_outputs(out_dir)
+    for name in (BUILD_DIR, *RESOLUTIONS):
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+    if _recorded_config(out_dir) != config or not (out_dir / BUILD_DIR / CONFIG_NAME).exists():
+        atomic_write_json(out_dir / BUILD_DIR / CONFIG_NAME, config)
+    return created
+
+
+def remove_stale_temps(out_dir: Path, split: str, shard: int) -> None:
+    """Delete temporary files a killed build left for this shard (only this shard: parts run side by side)."""
+    stem = shard_stem(split, shard)
+    for folder in (*RESOLUTIONS, BUILD_DIR):
+        for tmp in (out_dir / folder).glob(f".{stem}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def load_verified_sidecar(out_dir: Path, split: str, shard: int, digest: str,
+                          keys: tuple[str, str, int]) -> dict[str, Any] | None:
+    """The sidecar of a complete, intact shard pair, or None if it must be (re)built.
+
+    ``keys``: the planned (first_key, last_key, num_samples), so a stale sidecar never passes.
+    """
+    try:
+        record = json.loads(sidecar_path(out_dir, split, shard).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("config_sha256") != digest or (record.get("first_key"), record.get("last_key"),
+                                                   record.get("num_samples")) != keys:
+        return None
+    for resolution in RESOLUTIONS:
+        files = record.get(resolution, {})
+        for rel, size_field, sha_field in (("tar", "bytes", "sha256"), ("idx", None, "idx_sha256")):
+            path = out_dir / files.get(rel, "missing")
+            if not path.is_file() or (size_field and path.stat().st_size != files[size_field]):
+                return None
+            if sha256_file(path) != files[sha_field]:
+                return None
+    return record
+
+
+def write_sidecar(out_dir: Path, record: dict[str, Any]) -> None:
+    atomic_write_json(sidecar_path(out_dir, record["split"], record["shard"]), record)
