@@ -27,3 +27,11 @@ demo: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Single-node Slurm on this machine for slurm/ and tests/slurm (root; see slurm/README.md).
+.PHONY: slurm-up slurm-down
+slurm-up:
+	scripts/slurm-up.sh
+
+slurm-down:
+	scripts/slurm-down.sh

@@ -49,6 +49,20 @@ def remove_build_outputs(out_dir: Path) -> None:
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
+def _holds_only_fresh_build_dirs(out_dir: Path) -> bool:
+    """True if ``out_dir`` holds nothing but (empty or temp-only) build folders.
+
+    That is the state a concurrent ``--part`` build leaves for a moment between creating the folders
+    and recording its config; it must not be mistaken for somebody else's data.
+    """
+    for entry in out_dir.iterdir():
+        if entry.name not in (BUILD_DIR, *RESOLUTIONS) or not entry.is_dir():
+            return False
+        if any(not (f.name.startswith(".") and f.name.endswith(".tmp")) for f in entry.iterdir()):
+            return False
+    return True
+
+
 def prepare_out_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -> bool:
     """Make ``out_dir`` ready for a build with ``config``; return True if this call created it.
 
@@ -58,7 +72,8 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -> b
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: --out must be a directory, found a file")
     created = not out_dir.exists()
-    if not created and any(out_dir.iterdir()) and _recorded_config(out_dir) != config:
+    recorded = None if created else _recorded_config(out_dir)
+    if not created and recorded != config and not (recorded is None and _holds_only_fresh_build_dirs(out_dir)):
         if not overwrite:
             raise InputError(f"{out_dir}: not empty and not a build of this config; "
                              "pass --overwrite to replace it (or choose another --out)")

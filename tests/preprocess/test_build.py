@@ -121,3 +121,19 @@ def test_config_validation_names_the_field():
         BuildConfig(source="synthetic", out="x", part=(2, 2))
     with pytest.raises(InputError, match="--size"):
         BuildConfig(source="imagefolder", out="x", input="y")
+
+
+def test_concurrent_part_sees_fresh_build_folders_as_empty(tmp_path, capsys):
+    """A --part build that starts while another has only made the empty build folders is not refused."""
+    out = tmp_path / "d"
+    for name in (".build", "full", "low"):
+        (out / name).mkdir(parents=True)
+    (out / ".build" / ".config.json.x1.tmp").write_text("{}")
+    code, _, err = run_cli(capsys, *synthetic_args(out, "--part", "1/2"))
+    assert code == 0, err
+    assert (out / ".build" / "config.json").is_file()
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "full").mkdir()
+    (tmp_path / "f" / "full" / "notes.txt").write_text("not ours")
+    code, _, err = run_cli(capsys, *synthetic_args(tmp_path / "f"))
+    assert code == 2 and "not empty" in err
