@@ -1,0 +1,35 @@
+"""The per-step cost benchmark CLI on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trainer.bench import BenchConfig, main
+
+KEYS = {"model", "device", "batch_size", "full_ms", "low_ms", "ratio", "flops_ratio",
+        "peak_mem_full_mb", "peak_mem_low_mb"}
+
+
+def test_bench_cli_prints_sane_json(capsys):
+    assert main(["--model", "resnet8", "--batch-size", "4", "--warmup", "1", "--iters", "2",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert KEYS <= set(result)
+    assert (result["model"], result["device"], result["batch_size"]) == ("resnet8", "cpu", 4)
+    assert result["full_ms"] > 0 and result["low_ms"] > 0
+    assert result["ratio"] == pytest.approx(result["low_ms"] / result["full_ms"], rel=1e-2)
+    # resnet8 at r=2: converted convs cost 1/9 at the same map sizes, the stem 1/4 → well below 1/2
+    assert 0.05 < result["flops_ratio"] < 0.5
+    assert result["peak_mem_full_mb"] > result["peak_mem_low_mb"] > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"model": "vgg"}, "model"), ({"batch_size": 0}, "batch_size"), ({"device": "tpu"}, "device"),
+     ({"ratio": 3}, "divisible")],
+)
+def test_bench_config_validation(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        BenchConfig(**kwargs)

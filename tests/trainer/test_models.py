@@ -1,0 +1,64 @@
+"""Model registry: shapes, stems, channels and argument validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from trainer.models import MODEL_NAMES, build_dual_mode_model, build_model
+
+
+def test_registry_names():
+    assert set(MODEL_NAMES) == {"resnet18", "resnet50", "resnet8", "resnet20"}
+
+
+@pytest.mark.parametrize("name", ["resnet8", "resnet20", "resnet18"])
+def test_one_channel_input_and_class_count(name):
+    model = build_model(name, num_classes=7, in_channels=1).eval()
+    assert model.conv1.in_channels == 1
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 28, 28)).shape == (2, 7)
+
+
+@pytest.mark.parametrize(
+    "stem, kernel, stride, pooled",
+    [("cifar_maxpool", 3, 1, True), ("cifar", 3, 1, False), ("imagenet", 7, 2, True)],
+)
+def test_stems(stem, kernel, stride, pooled):
+    model = build_model("resnet18", stem=stem)
+    assert model.conv1.kernel_size == (kernel, kernel) and model.conv1.stride == (stride, stride)
+    assert isinstance(model.maxpool, nn.MaxPool2d) == pooled
+
+
+def test_cifar_maxpool_stem_reaches_layer1_at_half_size():
+    model = build_model("resnet20").eval()
+    seen = []
+    model.layer1.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    assert seen == [torch.Size([1, 16, 16, 16])]
+    assert [model.layer1[0].conv1.out_channels, model.layer3[0].conv1.out_channels] == [16, 64]
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"name": "vgg"}, "model name"),
+        ({"name": "resnet8", "stem": "huge"}, "stem"),
+        ({"name": "resnet8", "num_classes": 0}, "num_classes"),
+        ({"name": "resnet8", "in_channels": 0}, "in_channels"),
+    ],
+)
+def test_bad_arguments_name_the_field(kwargs, field):
+    name = kwargs.pop("name")
+    with pytest.raises(ValueError, match=field):
+        build_model(name, **kwargs)
+
+
+def test_build_dual_mode_model_passes_options():
+    model, report = build_dual_mode_model("resnet8", bn_policy="separate", num_classes=4, in_channels=1)
+    assert report.bn_policy == "separate" and len(report.converted) == 6
+    assert model.fc.out_features == 4 and model.conv1.in_channels == 1
+    assert report.to_dict()["bn_layers"] == 9
+    assert "6 convs converted (3x3->1x1)" in report.summary()

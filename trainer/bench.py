@@ -1,0 +1,243 @@
+"""Per-step cost of full vs low mode: forward + backward + SGD step, timed and FLOP-counted.
+
+    python -m trainer.bench --model resnet18 --batch-size 125 --device cpu --json
+    python -m trainer.bench --model resnet50 --device cuda --bf16 --channels-last --compile --json
+
+Inputs are random: 32×32 in full mode and 32/r × 32/r in low mode (r = --ratio, default 2), with
+the model's ``in_channels``. The modes alternate step by step, as in training (and so that load from
+other processes on a shared machine hits both alike): ``--warmup`` untimed rounds, then ``--iters``
+timed ones; each mode's time is its median step (ms), CUDA synchronised around every step. The
+model is converted with its default preset and the ``frozen`` BN policy; SGD has momentum 0.9 and
+weight decay 5e-4. ``--compile`` compiles the model (not the optimizer step) with ``dynamic=False``.
+
+``peak_mem_*_mb`` is the peak memory of all live tensors during one eager step (parameters,
+gradients, optimizer state, activations, temporaries), MiB: on CUDA ``max_memory_allocated``; on CPU
+torch's ``MemTracker`` (``torch.distributed._tools``; null if unavailable), which counts tensor
+storage, not allocator caching or process RSS.
+
+``*_cpu_ms`` / ``cpu_ratio`` use the process's CPU time (all threads) instead of wall-clock: with
+``--threads 1`` on a CPU shared with other jobs it measures the work of a step, which the wall-clock
+cannot (time slices of other processes inflate it, unevenly); with more threads it includes
+OpenMP spin-waits.
+
+FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward (convs and
+matmuls; elementwise ops such as BN and ReLU are not counted, which is why the measured time ratio
+exceeds ``flops_ratio``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from trainer.dualmode import set_mode
+from trainer.models import MODEL_NAMES, build_dual_mode_model
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark run."""
+
+    model: str = "resnet18"
+    batch_size: int = 125
+    """images per step"""
+    device: str = "cpu"
+    channels_last: bool = False
+    bf16: bool = False
+    """autocast to bfloat16 (forward and backward)"""
+    compile: bool = False
+    """torch.compile(dynamic=False): one static graph per mode"""
+    warmup: int = 3
+    iters: int = 10
+    ratio: int = 2
+    """low-mode input downsampling ratio r"""
+    full_size: int = 32
+    """full-mode image side (pixels)"""
+    threads: int = 0
+    """CPU threads for torch (0: leave torch's default)"""
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {self.model!r}")
+        for name in ("batch_size", "iters", "ratio", "full_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0 or self.threads < 0:
+            raise ValueError("warmup and threads must be >= 0")
+        if self.compile and self.warmup < 1:
+            raise ValueError("warmup must be >= 1 with compile (the first steps compile)")
+        if self.full_size % self.ratio:
+            raise ValueError(f"full_size {self.full_size} is not divisible by ratio {self.ratio}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(cfg: BenchConfig, device: torch.device):
+    if not cfg.bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _peak_memory_mb(step, model, opt, images, labels, device: torch.device) -> float | None:
+    """Peak memory of all live tensors during one step, MiB (see module docstring)."""
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step(images, labels)
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:  # private torch API: degrade to null rather than fail the benchmark
+        from torch.distributed._tools.mem_tracker import MemTracker
+    except ImportError:
+        return None
+    tracker = MemTracker()
+    tracker.track_external(model, opt)
+    with tracker:
+        step(images, labels)
+    peaks = tracker.get_tracker_snapshot("peak")
+    return sum(per_type["Total"] for per_type in peaks.values()) / 2**20
+
+
+def _make_step(model: nn.Module, opt: torch.optim.Optimizer, cfg: BenchConfig, device):
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        with _autocast(cfg, device):
+            loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _inputs(cfg: BenchConfig, in_channels: int, size: int, device: torch.device):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(cfg.batch_size, in_channels, size, size, generator=gen).to(device)
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (cfg.batch_size,), generator=gen).to(device)
+    return images, labels
+
+
+def _flops(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg, device) -> int:
+    """FLOPs of one forward + backward (counted on the eager model)."""
+    counter = FlopCounterMode(display=False)
+    with counter, _autocast(cfg, device):
+        F.cross_entropy(model(images), labels).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def _time_modes(step, inputs: dict, model: nn.Module, cfg: BenchConfig, device) -> dict:
+    """Median wall and process-CPU step time (ms) per mode: {mode: (wall_ms, cpu_ms)}.
+
+    Modes alternate step by step, as in training, so that load from other processes on a shared
+    machine hits both modes alike.
+    """
+    wall: dict[str, list[float]] = {mode: [] for mode in inputs}
+    cpu: dict[str, list[float]] = {mode: [] for mode in inputs}
+    for i in range(cfg.warmup + cfg.iters):
+        for mode, (images, labels) in inputs.items():
+            set_mode(model, mode)
+            _sync(device)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            step(images, labels)
+            _sync(device)
+            if i >= cfg.warmup:
+                wall[mode].append((time.perf_counter() - start) * 1e3)
+                cpu[mode].append((time.process_time() - start_cpu) * 1e3)
+    return {m: (statistics.median(wall[m]), statistics.median(cpu[m])) for m in inputs}
+
+
+def run_benchmark(cfg: BenchConfig) -> dict:
+    """Measure both modes; returns the JSON-ready result dict."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    torch.manual_seed(0)
+    model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio)
+    in_channels = model.conv1.in_channels
+    model = model.to(device).train()
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    run = torch.compile(model, dynamic=False) if cfg.compile else model
+    step = _make_step(run, opt, cfg, device)
+    eager_step = _make_step(model, opt, cfg, device)
+    result = {"model": cfg.model, "device": cfg.device, "batch_size": cfg.batch_size}
+    sizes = {"full": cfg.full_size, "low": cfg.full_size // cfg.ratio}
+    inputs = {mode: _inputs(cfg, in_channels, size, device) for mode, size in sizes.items()}
+    times = _time_modes(step, inputs, model, cfg, device)
+    flops, peaks = {}, {}
+    for mode, (images, labels) in inputs.items():
+        set_mode(model, mode)
+        flops[mode] = _flops(model, images, labels, cfg, device)
+        peaks[mode] = _peak_memory_mb(eager_step, model, opt, images, labels, device)
+    (full_ms, full_cpu_ms), (low_ms, low_cpu_ms) = times["full"], times["low"]
+    result.update(
+        full_ms=round(full_ms, 2),
+        low_ms=round(low_ms, 2),
+        ratio=round(low_ms / full_ms, 4),
+        flops_ratio=round(flops["low"] / flops["full"], 4),
+        peak_mem_full_mb=None if peaks["full"] is None else round(peaks["full"], 1),
+        peak_mem_low_mb=None if peaks["low"] is None else round(peaks["low"], 1),
+        full_cpu_ms=round(full_cpu_ms, 2),
+        low_cpu_ms=round(low_cpu_ms, 2),
+        cpu_ratio=round(low_cpu_ms / full_cpu_ms, 4),
+        full_gflops=round(flops["full"] / 1e9, 3),
+        low_gflops=round(flops["low"] / 1e9, 3),
+        channels_last=cfg.channels_last, bf16=cfg.bf16, compile=cfg.compile,
+        threads=torch.get_num_threads(), iters=cfg.iters, warmup=cfg.warmup,
+    )
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
+    """(config, print-as-JSON) from the command line."""
+    parser = argparse.ArgumentParser(prog="python -m trainer.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="resnet18", choices=MODEL_NAMES)
+    parser.add_argument("--batch-size", type=int, default=125)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--ratio", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = parser.parse_args(argv)
+    return BenchConfig(
+        model=args.model, batch_size=args.batch_size, device=args.device,
+        channels_last=args.channels_last, bf16=args.bf16, compile=args.compile,
+        warmup=args.warmup, iters=args.iters, ratio=args.ratio, threads=args.threads,
+    ), args.json
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry: run the benchmark, print JSON (--json) or one key per line."""
+    cfg, as_json = parse_args(argv)
+    result = run_benchmark(cfg)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>18}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""BatchNorm behaviour in low mode: the ``shared`` / ``separate`` / ``frozen`` policies.
+
+Low-mode activations have other statistics than full-mode ones (pooled kernels, downsampled
+images), so mixing both into one set of running averages breaks full-mode evaluation (DESIGN.md,
+"Facts measured"). In training mode every policy normalises a batch with its own batch statistics;
+the policies differ only in which running statistics a low step updates:
+
+- ``shared``   (the paper's plain reading): low steps update the one set of running statistics.
+               Converted BN layers are left untouched.
+- ``frozen``   (default): low steps leave running statistics (and ``num_batches_tracked``) alone.
+- ``separate``: low steps update a second set of statistics, used only when the model is
+               *evaluated in low mode* (a diagnostic; evaluation proper is always full mode).
+
+State-dict keys stay the original's for every policy (pretrained weights and checkpoints load either
+way with ``strict=True``): the ``separate`` low-mode buffers (``running_mean_low``,
+``running_var_low``, ``num_batches_tracked_low``) are registered non-persistent. Use
+:func:`low_bn_state_dict` / :func:`load_low_bn_state_dict` to save and restore them beside a
+checkpoint when low-mode evaluation after a resume matters; training itself never reads them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+BN_POLICIES = ("shared", "separate", "frozen")
+LOW_BUFFERS = ("running_mean_low", "running_var_low", "num_batches_tracked_low")
+
+
+class DualModeBatchNormMixin:
+    """Mixed into a BatchNorm class by :func:`dual_mode_bn_class`; reads ``low_mode``."""
+
+    low_mode: bool = False
+    bn_policy: str = "frozen"
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - torch's name
+        if not self.low_mode or self.bn_policy == "shared":
+            return super().forward(input)
+        self._check_input_dim(input)
+        if self.bn_policy == "separate" and self.track_running_stats:
+            return self._low_forward_separate(input)
+        if self.training or not self.track_running_stats:
+            # frozen: batch statistics, no running-statistics update.
+            return F.batch_norm(
+                input, None, None, self.weight, self.bias, True, 0.0, self.eps
+            )
+        return super().forward(input)  # frozen, eval in low mode: the full-mode statistics
+
+    def _low_forward_separate(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        """nn.BatchNorm's forward with the ``*_low`` buffers in place of the running ones."""
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training:
+            self.num_batches_tracked_low.add_(1)
+            if self.momentum is None:  # cumulative moving average, as nn.BatchNorm does
+                momentum = 1.0 / float(self.num_batches_tracked_low)
+        return F.batch_norm(
+            input,
+            self.running_mean_low,
+            self.running_var_low,
+            self.weight,
+            self.bias,
+            self.training,
+            momentum,
+            self.eps,
+        )
+
+
+_CLASS_CACHE: dict[type, type] = {}
+
+
+def dual_mode_bn_class(cls: type) -> type:
+    """The dual-mode subclass of a BatchNorm class (cached; registered here so it pickles)."""
+    if cls not in _CLASS_CACHE:
+        name = f"DualMode{cls.__name__}"
+        new = type(name, (DualModeBatchNormMixin, cls), {"__module__": __name__})
+        new.__qualname__ = name
+        setattr(sys.modules[__name__], name, new)
+        _CLASS_CACHE[cls] = new
+    return _CLASS_CACHE[cls]
+
+
+def convert_batchnorm(module: _BatchNorm, policy: str) -> bool:
+    """Give one BN layer the low-mode ``policy`` in place; False if nothing needed changing."""
+    if policy not in BN_POLICIES:
+        raise ValueError(f"bn_policy must be one of {BN_POLICIES}, got {policy!r}")
+    if policy == "shared" and not isinstance(module, DualModeBatchNormMixin):
+        return False  # a plain BN layer already behaves as "shared"
+    if not isinstance(module, DualModeBatchNormMixin):
+        module.__class__ = dual_mode_bn_class(type(module))
+    module.bn_policy = policy
+    module.low_mode = False
+    if policy == "separate" and module.track_running_stats and not hasattr(
+        module, "running_mean_low"
+    ):
+        _add_low_buffers(module)
+    return True
+
+
+def _add_low_buffers(module: _BatchNorm) -> None:
+    """Fresh low-mode statistics (mean 0, var 1, count 0), as a new BN layer starts."""
+    ref = module.running_mean
+    module.register_buffer("running_mean_low", torch.zeros_like(ref), persistent=False)
+    module.register_buffer("running_var_low", torch.ones_like(module.running_var), persistent=False)
+    module.register_buffer(
+        "num_batches_tracked_low",
+        torch.zeros((), dtype=torch.long, device=ref.device),
+        persistent=False,
+    )
+
+
+def low_bn_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The ``separate`` policy's low-mode statistics, keyed ``<module>.<buffer>`` (copies)."""
+    state = {}
+    for name, module in model.named_modules():
+        if isinstance(module, DualModeBatchNormMixin) and hasattr(module, "running_mean_low"):
+            for buf in LOW_BUFFERS:
+                state[f"{name}.{buf}"] = getattr(module, buf).detach().clone()
+    return state
+
+
+def load_low_bn_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Restore what :func:`low_bn_state_dict` saved; a missing or extra key raises KeyError."""
+    expected = set(low_bn_state_dict(model))
+    if expected != set(state):
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise KeyError(f"low-mode BN state mismatch: missing {missing[:3]}, unexpected {extra[:3]}")
+    for name, module in model.named_modules():
+        if isinstance(module, DualModeBatchNormMixin) and hasattr(module, "running_mean_low"):
+            for buf in LOW_BUFFERS:
+                getattr(module, buf).copy_(state[f"{name}.{buf}"])
