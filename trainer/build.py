@@ -1,0 +1,158 @@
+"""Build everything a run needs, in the fixed order: model -> dual-mode conversion ->
+device / channels_last -> optional torch.compile -> DDP; then optimiser, LR schedule, loaders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline import DatasetFormatError, make_loader
+from pipeline.loader import Loader
+from pipeline.schedule import ModeSchedule
+from preprocess.dataset_format import load_manifest
+from trainer import distributed
+from trainer.config import ConfigError, TrainConfigRoot
+from trainer.distributed import DistInfo
+
+log = logging.getLogger("lowmode.train")
+
+
+@dataclass
+class Components:
+    """The built run: ``model`` is the plain converted module (state dicts), ``train_model`` the
+    compiled/DDP-wrapped one used for training steps, ``eval_model`` the compiled one without DDP."""
+
+    model: torch.nn.Module
+    train_model: torch.nn.Module
+    eval_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.MultiStepLR
+    schedule: ModeSchedule
+    train_loader: Loader
+    val_loader: Loader
+    recal_loader: Loader | None
+    device: torch.device
+    conversion: dict[str, Any] | None
+
+    def close(self) -> None:
+        for loader in (self.train_loader, self.val_loader, self.recal_loader):
+            if loader is not None:
+                loader.close()
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's)."""
+    if deterministic:
+        # cuBLAS needs this before its first use to be deterministic.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    # Autotuned cuDNN kernels are fast (one tuning per input shape: full and low) but not reproducible.
+    torch.backends.cudnn.benchmark = not deterministic
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def per_rank_batch(global_batch_size: int, world_size: int) -> int:
+    """Global batch split over ranks; a remainder is an error, never a silent change."""
+    if global_batch_size % world_size:
+        raise ConfigError(
+            f"train.global_batch_size: {global_batch_size} is not divisible by the world size {world_size}; "
+            f"choose a multiple of {world_size} (the batch size is global, so results do not depend on it)"
+        )
+    return global_batch_size // world_size
+
+
+def dataset_fingerprint(manifest: dict[str, Any]) -> str:
+    """sha256 over the manifest's shard hashes, shapes and statistics (independent of the path)."""
+    view = {k: manifest.get(k) for k in ("splits", "shapes", "ratio", "mean", "std", "classes")}
+    return hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()
+
+
+def build_model(config: TrainConfigRoot, manifest: dict[str, Any]) -> tuple[torch.nn.Module, dict | None]:
+    """The model, converted for low mode when ``model.dual_mode`` (report as a dict, else None)."""
+    from trainer.dualmode import convert_to_dual_mode
+    from trainer.models import build_model as build_registry_model
+    from trainer.models import default_preset
+
+    mc = config.model
+    model = build_registry_model(
+        mc.name,
+        num_classes=mc.num_classes or len(manifest["classes"]),
+        in_channels=mc.in_channels or int(manifest["shapes"]["full"][2]),
+        stem=mc.stem,
+    )
+    if not mc.dual_mode:
+        return model, None
+    preset = default_preset(mc.name) if mc.dual_preset == "auto" else (mc.dual_preset or None)
+    report = convert_to_dual_mode(
+        model, preset=preset, name_pattern=mc.name_pattern or None, kernel_sizes=mc.kernel_sizes,
+        skip_in_low=mc.skip_in_low or None, bn_policy=mc.bn_policy, ratio=int(manifest["ratio"]),
+    )
+    log.info(report.summary())
+    return model, report.to_dict()
+
+
+def wrap_model(model: torch.nn.Module, config: TrainConfigRoot, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(train_model, eval_model): device / memory format, then compile, then DDP."""
+    model.to(device)
+    if config.model.channels_last:
+        model.to(memory_format=torch.channels_last)
+    compiled = torch.compile(model) if config.model.compile else model
+    return distributed.wrap_ddp(compiled, device), compiled
+
+
+def build_optimizer(model: torch.nn.Module,
+                    config: TrainConfigRoot) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR]:
+    """SGD + per-epoch MultiStepLR (the scheduler is stepped at each epoch end)."""
+    oc = config.optim
+    optimizer = torch.optim.SGD(model.parameters(), lr=oc.lr, momentum=oc.momentum,
+                                weight_decay=oc.weight_decay, nesterov=oc.nesterov)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(oc.lr_milestones_epochs), gamma=oc.lr_gamma)
+    return optimizer, scheduler
+
+
+def build_loaders(config: TrainConfigRoot, info: DistInfo, device: torch.device,
+                  schedule: ModeSchedule) -> tuple[Loader, Loader, Loader | None]:
+    """Train (with the mode schedule), val (full mode, every sample once) and the optional
+    full-mode train loader for BN re-calibration."""
+    dc, tc = config.data, config.train
+    common = dict(batch_size_per_rank=per_rank_batch(tc.global_batch_size, info.world_size), seed=tc.seed,
+                  rank=info.rank, world_size=info.world_size, device=device, kind=dc.loader,
+                  channels_last=config.model.channels_last, num_workers=dc.num_workers)
+    try:
+        train = make_loader(dc.dir, "train", schedule=schedule, augment=dc.augment, max_samples=dc.max_train_samples, **common)
+        val = make_loader(dc.dir, "val", schedule=None, augment=False, **common)
+        recal = None
+        if config.model.bn_recalibrate_batches:
+            recal = make_loader(dc.dir, "train", schedule=None, augment=False, max_samples=dc.max_train_samples, **common)
+    except DatasetFormatError:
+        raise
+    except ValueError as exc:  # e.g. a global batch larger than the (limited) training split
+        raise ConfigError(f"data / train.global_batch_size: cannot build the {dc.loader} loader for {dc.dir}: {exc}") from None
+    return train, val, recal
+
+
+def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Components:
+    """Everything, in the order the module docstring gives."""
+    manifest = load_manifest(config.data.dir)
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    seed_everything(config.train.seed, config.train.deterministic)
+    if config.train.precision == "bf16" and device.type != "cuda":
+        raise ConfigError("train.precision: 'bf16' autocast is for GPU runs; use 'fp32' on CPU")
+    model, conversion = build_model(config, manifest)
+    train_model, eval_model = wrap_model(model, config, device)
+    optimizer, scheduler = build_optimizer(model, config)
+    schedule = ModeSchedule(config.schedule_config(), seed=config.train.seed)
+    train, val, recal = build_loaders(config, info, device, schedule)
+    return Components(model, train_model, eval_model, optimizer, scheduler, schedule, train, val, recal, device, conversion)

@@ -1,0 +1,241 @@
+"""Compare run directories: the paper's Table 1 (Markdown) and two PNG plots.
+
+    lowmode-compare runs/baseline runs/lowmode [--target-acc 0.94] [--baseline RUN] [--out DIR]
+
+Per run: final validation error; time to the target accuracy (default: the baseline's final
+accuracy) and its reduction against the baseline; median step time of each mode and the
+iteration-time reduction 1 - t_low / t_full (the paper's 63% for ResNet-18); low-step fraction.
+Time is training wall-clock (``train_wall_s``: evaluation excluded), read at epoch ends, so a
+time-to-target is the wall-clock of the first evaluated epoch at or above the target.
+The baseline is ``--baseline``, else the first run with schedule.policy "none" (or no low steps).
+
+Writes DIR/table.md, DIR/compare.json, DIR/accuracy_vs_time.png, DIR/velocity.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer.config import tomllib
+from trainer.metrics import read_records, summarize
+
+
+class CompareError(ValueError):
+    """A run directory cannot be compared (message names the directory and what is missing)."""
+
+
+@dataclass
+class Run:
+    """What compare needs from one run directory."""
+
+    path: Path
+    summary: dict[str, Any]
+    epochs: list[dict[str, Any]]
+    policy: str
+    label: str = ""
+    derived: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def evaluated(self) -> list[dict[str, Any]]:
+        return [e for e in self.epochs if e.get("val_acc") is not None]
+
+
+def load_run(path: str | Path) -> Run:
+    """Read RUN/metrics.jsonl (required), RUN/summary.json (else summarised from metrics), RUN/config.toml."""
+    path = Path(path)
+    metrics = path / "metrics.jsonl"
+    if not metrics.is_file():
+        raise CompareError(f"{path}: no metrics.jsonl (is this a lowmode-train run directory?)")
+    records = list(read_records(metrics))
+    summary_path = path / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else summarize(records)
+    policy = "unknown"
+    if (path / "config.toml").is_file():
+        policy = tomllib.loads((path / "config.toml").read_text()).get("schedule", {}).get("policy", "unknown")
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    if not any(e.get("val_acc") is not None for e in epochs):
+        raise CompareError(f"{path}: no evaluated epoch in metrics.jsonl")
+    return Run(path, summary, epochs, policy, label=path.name)
+
+
+def pick_baseline(runs: list[Run], explicit: str | None) -> Run:
+    if explicit is not None:
+        for run in runs:
+            if run.path.resolve() == Path(explicit).resolve():
+                return run
+        raise CompareError(f"--baseline {explicit}: not among the compared runs")
+    for run in runs:
+        if run.policy == "none" or (run.policy == "unknown" and not run.summary.get("low_step_fraction")):
+            return run
+    print(f"lowmode-compare: no run has schedule.policy 'none'; using {runs[0].path} as the baseline", file=sys.stderr)
+    return runs[0]
+
+
+def time_to_target(run: Run, target: float) -> float | None:
+    """Training wall-clock (s) at the first evaluated epoch with val_acc >= target; None if never."""
+    for epoch in run.evaluated:
+        if epoch["val_acc"] >= target:
+            return float(epoch["train_wall_s"])
+    return None
+
+
+def _reduction(new: float | None, old: float | None) -> float | None:
+    return None if new is None or not old else 1.0 - new / old
+
+
+def analyse(runs: list[Run], baseline: Run, target: float) -> None:
+    """Fill each run's ``derived`` numbers (fractions, seconds)."""
+    base_time = time_to_target(baseline, target)
+    for run in runs:
+        final = run.evaluated[-1]["val_acc"]
+        t = time_to_target(run, target)
+        full, low = run.summary.get("median_step_s_full"), run.summary.get("median_step_s_low")
+        run.derived = {
+            "final_val_acc": final,
+            "final_error": 1.0 - final,
+            "best_val_acc": max(e["val_acc"] for e in run.evaluated),
+            "time_to_target_s": t,
+            "time_reduction": _reduction(t, base_time) if run is not baseline else None,
+            "median_step_s_full": full,
+            "median_step_s_low": low,
+            "iteration_time_reduction": _reduction(low, full),
+            "low_step_fraction": run.summary.get("low_step_fraction", 0.0),
+            "train_wall_s": float(run.epochs[-1]["train_wall_s"]),
+        }
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None else f"{1000 * v:.1f}"
+
+
+def _s(v: float | None) -> str:
+    return "never" if v is None else f"{v:.1f}"
+
+
+def markdown_table(runs: list[Run], baseline: Run, target: float, target_source: str) -> str:
+    """The Table 1 Markdown, with notes on the target and on runs that never reached it."""
+    header = ("| run | role | final error | best acc | time to target (s) | time reduction | "
+              "full step (ms) | low step (ms) | iteration time reduction | low-step fraction | train wall (s) |")
+    lines = [header, "|" + "---|" * 11]
+    for run in runs:
+        d = run.derived
+        lines.append(
+            f"| {run.label} | {'baseline' if run is baseline else run.policy} | {_pct(d['final_error'])} | "
+            f"{_pct(d['best_val_acc'])} | {_s(d['time_to_target_s'])} | {_pct(d['time_reduction'])} | "
+            f"{_ms(d['median_step_s_full'])} | {_ms(d['median_step_s_low'])} | {_pct(d['iteration_time_reduction'])} | "
+            f"{_pct(d['low_step_fraction'])} | {d['train_wall_s']:.1f} |"
+        )
+    notes = [f"Target accuracy: {100 * target:.2f}% ({target_source}). Times are training wall-clock "
+             "(evaluation excluded) at the first epoch at or above the target; step times are medians; "
+             "iteration time reduction = 1 - low step / full step."]
+    for run in runs:
+        if run.derived["time_to_target_s"] is None:
+            notes.append(f"**{run.label} never reached the target** (best {_pct(run.derived['best_val_acc'])}); "
+                         "no time reduction can be given for it.")
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+def _velocity(run: Run, window: int = 3) -> tuple[list[int], list[float]]:
+    """Moving average (``window`` epochs) of dA/dtau, in accuracy percentage points per minute."""
+    ev = run.evaluated
+    epochs, vel = [], []
+    for prev, cur in zip(ev, ev[1:]):
+        dt = cur["train_wall_s"] - prev["train_wall_s"]
+        if dt > 0:
+            epochs.append(cur["epoch"])
+            vel.append(100 * (cur["val_acc"] - prev["val_acc"]) / (dt / 60))
+    if len(vel) < window:
+        return epochs, vel
+    smooth = [sum(vel[i - window + 1:i + 1]) / window for i in range(window - 1, len(vel))]
+    return epochs[window - 1:], smooth
+
+
+def write_plots(runs: list[Run], target: float, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in runs:
+        ev = run.evaluated
+        ax.plot([e["train_wall_s"] / 60 for e in ev], [100 * e["val_acc"] for e in ev], marker=".", label=run.label)
+    ax.axhline(100 * target, color="grey", linestyle="--", linewidth=1, label=f"target {100 * target:.2f}%")
+    ax.set(xlabel="training wall-clock (min, evaluation excluded)", ylabel="validation accuracy (%)",
+           title="Validation accuracy vs training time")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_time.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in runs:
+        epochs, vel = _velocity(run)
+        ax.plot(epochs, vel, marker=".", label=run.label)
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.set(xlabel="epoch", ylabel="ΔA/Δτ (accuracy points per minute)",
+           title="Training velocity (moving average over 3 epochs)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "velocity.png", dpi=120)
+    plt.close(fig)
+
+
+def compare(run_dirs: list[str], *, target_acc: float | None = None, baseline: str | None = None,
+            out: str | Path | None = None) -> dict[str, Any]:
+    """Load, analyse and (when ``out``) write table.md, compare.json and the plots; returns the results."""
+    runs = [load_run(p) for p in run_dirs]
+    base = pick_baseline(runs, baseline)
+    if target_acc is None:
+        target, source = base.evaluated[-1]["val_acc"], f"final accuracy of baseline {base.label}"
+    else:
+        if not 0 < target_acc <= 1:
+            raise CompareError(f"--target-acc {target_acc}: expected a fraction in (0, 1], e.g. 0.94")
+        target, source = target_acc, "--target-acc"
+    analyse(runs, base, target)
+    table = markdown_table(runs, base, target, source)
+    result = {"target_acc": target, "baseline": str(base.path), "table": table,
+              "runs": {str(r.path): r.derived for r in runs}}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text(table)
+        (out / "compare.json").write_text(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2) + "\n")
+        write_plots(runs, target, out)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lowmode-compare",
+                                     description="Compare lowmode-train run directories (Table 1 + plots).")
+    parser.add_argument("runs", nargs="+", help="run directories (RUN/metrics.jsonl, RUN/summary.json)")
+    parser.add_argument("--target-acc", type=float, default=None,
+                        help="target validation accuracy as a fraction, e.g. 0.94 (default: the baseline's final)")
+    parser.add_argument("--baseline", default=None,
+                        help="which run is the baseline (default: the first with schedule.policy none)")
+    parser.add_argument("--out", default="compare",
+                        help="output directory for table.md, compare.json and the PNGs (default: ./compare)")
+    args = parser.parse_args(argv)
+    try:
+        result = compare(args.runs, target_acc=args.target_acc, baseline=args.baseline, out=args.out)
+    except CompareError as exc:
+        print(f"lowmode-compare: error: {exc}", file=sys.stderr)
+        return 2
+    print(result["table"], end="")
+    print(f"\nwritten: {Path(args.out) / 'table.md'}, compare.json, accuracy_vs_time.png, velocity.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

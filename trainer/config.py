@@ -1,0 +1,409 @@
+"""Training configuration: one frozen dataclass per section, composed in :class:`TrainConfigRoot`.
+
+Precedence: ``--set section.key=value`` overrides > the TOML preset (``configs/*.toml``) > defaults.
+Unknown sections/keys and values of the wrong type are errors naming ``section.key``; range checks
+live in each section's ``__post_init__``. The resolved config is saved as ``RUN/config.toml``.
+
+Batch size is GLOBAL (``train.global_batch_size``, summed over ranks; the paper's 125 is one GPU):
+each rank gets ``global_batch_size // world_size`` and a size that does not divide is an error, so
+the optimisation never changes silently with the number of ranks. The learning rate is not rescaled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+import tomli_w
+
+from pipeline.schedule import ScheduleConfig
+
+
+class ConfigError(ValueError):
+    """A config file, override or value is invalid (the message names the key)."""
+
+
+def _check(ok: bool, key: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    _check(value in choices, key, f"one of {choices}", value)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network and its dual-mode conversion (trainer.models / trainer.dualmode)."""
+
+    name: str = "resnet18"
+    """Architecture for trainer.models.build_model: resnet18 | resnet50 | resnet8 | resnet20."""
+    stem: str = "cifar_maxpool"
+    """Stem variant passed to build_model (the paper's CIFAR ResNets keep a max-pool after the stem)."""
+    num_classes: int = 0
+    """Output classes; 0 = number of classes in the dataset manifest."""
+    in_channels: int = 0
+    """Input channels; 0 = from the dataset manifest's image shape."""
+    dual_mode: bool = True
+    """Convert the model for low-mode steps; false for baselines (no wrapper cost at all)."""
+    dual_preset: str = "auto"
+    """trainer.dualmode preset (resnet_basic | resnet_bottleneck): "auto" = the model's default
+    (trainer.models.default_preset), "" = none (name_pattern/kernel_sizes select convs)."""
+    name_pattern: str = ""
+    """Regular expression selecting convolutions by module name ("" = the preset's rule / all)."""
+    kernel_sizes: tuple[int, ...] = (3, 5, 7)
+    """Kernel sizes that get a pooled low-mode path (3x3 -> 1x1, 5x5 -> 3x3, 7x7 -> 5x5... see T)."""
+    skip_in_low: tuple[str, ...] = ()
+    """Regexes of modules bypassed in low mode; empty = the preset's (which drops the stem max-pool)."""
+    bn_policy: str = "frozen"
+    """BatchNorm in low steps: frozen (batch stats, running stats untouched) | shared | separate."""
+    bn_recalibrate_batches: int = 0
+    """Before each evaluation re-estimate BN running stats from N full-mode train batches (0 = off)."""
+    channels_last: bool = False
+    """Use channels_last memory format (GPU speed-up; no effect on results)."""
+    compile: bool = False
+    """Wrap the model in torch.compile (after conversion, before DDP)."""
+
+    def __post_init__(self) -> None:
+        _one_of("model.bn_policy", self.bn_policy, ("frozen", "shared", "separate"))
+        _check(self.bn_recalibrate_batches >= 0, "model.bn_recalibrate_batches", "an integer >= 0", self.bn_recalibrate_batches)
+        _check(self.num_classes >= 0, "model.num_classes", "an integer >= 0", self.num_classes)
+        _check(self.in_channels >= 0, "model.in_channels", "an integer >= 0", self.in_channels)
+        _check(all(k >= 1 and k % 2 == 1 for k in self.kernel_sizes), "model.kernel_sizes", "odd sizes >= 1", self.kernel_sizes)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset directory and loader (pipeline.make_loader)."""
+
+    dir: str = ""
+    """Dataset directory written by lowmode-preprocess (holds manifest.json)."""
+    loader: str = "torch"
+    """"torch" (reference loader) or "dali" (GPU pipelines; CPU-only pipelines without a GPU)."""
+    max_train_samples: int = 0
+    """Use only the first N training samples (0 = all); for quick CPU runs."""
+    num_workers: int = 2
+    """Loader worker processes per rank (0 = load in the training process)."""
+    augment: bool = True
+    """Random crop (zero padding) + horizontal flip on training batches."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.dir), "data.dir", "a dataset directory (set it in the preset or with --set data.dir=...)", self.dir)
+        _one_of("data.loader", self.loader, ("torch", "dali"))
+        _check(self.max_train_samples >= 0, "data.max_train_samples", "an integer >= 0", self.max_train_samples)
+        _check(self.num_workers >= 0, "data.num_workers", "an integer >= 0", self.num_workers)
+
+
+@dataclass(frozen=True)
+class ScheduleSection:
+    """Which steps run in low mode (pipeline.schedule); LR milestones come from ``optim``."""
+
+    policy: str = "bernoulli"
+    """bernoulli (the paper) | alternate | none (baseline: every step full)."""
+    p: float = 0.5
+    """Low-mode probability of a step in epochs that allow low mode."""
+    alternate_every: int = 2
+    """alternate policy: every k-th step is low."""
+    full_epochs_after_milestone: int = 4
+    """Full-only epochs starting at each LR milestone (the paper: 4)."""
+    warmup_full_epochs: int = 0
+    """Full-only epochs at the start of training (the paper: 0)."""
+    epoch_probabilities: tuple[float, ...] = ()
+    """Explicit low-mode probability per epoch (overrides p/milestones); empty = not used."""
+
+    def __post_init__(self) -> None:
+        try:
+            self.to_schedule_config(())
+        except ValueError as exc:
+            raise ConfigError(f"schedule: {exc}") from None
+
+    def to_schedule_config(self, lr_milestones_epochs: tuple[int, ...]) -> ScheduleConfig:
+        """The pipeline's ScheduleConfig for this section plus the optimiser's LR milestones."""
+        return ScheduleConfig(
+            policy=self.policy,
+            p=self.p,
+            alternate_every=self.alternate_every,
+            lr_milestones_epochs=tuple(lr_milestones_epochs),
+            full_epochs_after_milestone=self.full_epochs_after_milestone,
+            warmup_full_epochs=self.warmup_full_epochs,
+            epoch_probabilities=self.epoch_probabilities or None,
+        )
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD and its step learning-rate schedule (per epoch)."""
+
+    lr: float = 0.1
+    """Initial learning rate (not rescaled with the number of ranks)."""
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    """L2 penalty applied by SGD to every parameter (BN and bias included, as in He et al.)."""
+    nesterov: bool = False
+    lr_milestones_epochs: tuple[int, ...] = (80, 120)
+    """Epochs at which the LR is multiplied by lr_gamma (also start the full-only epochs)."""
+    lr_gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optim.lr", "a positive number", self.lr)
+        _check(0 <= self.momentum < 1, "optim.momentum", "a number in [0, 1)", self.momentum)
+        _check(self.weight_decay >= 0, "optim.weight_decay", "a number >= 0", self.weight_decay)
+        _check(0 < self.lr_gamma <= 1, "optim.lr_gamma", "a number in (0, 1]", self.lr_gamma)
+        ms = self.lr_milestones_epochs
+        _check(all(m > 0 for m in ms) and list(ms) == sorted(set(ms)), "optim.lr_milestones_epochs",
+               "strictly increasing positive epochs", ms)
+        _check(not self.nesterov or self.momentum > 0, "optim.nesterov", "false when momentum is 0", self.nesterov)
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """The step loop, devices and distributed behaviour."""
+
+    epochs: int = 200
+    global_batch_size: int = 125
+    """Images per optimiser step summed over all ranks (per rank = global / world size)."""
+    seed: int = 0
+    """Seeds model init, data order, augmentation and the mode schedule."""
+    device: str = "auto"
+    """auto (cuda if available) | cpu | cuda."""
+    precision: str = "fp32"
+    """fp32 | bf16 (bf16 autocast; GPU only)."""
+    deterministic: bool = False
+    """torch.use_deterministic_algorithms(True): bitwise-reproducible runs and resumes (slower)."""
+    num_threads: int = 0
+    """CPU intra-op threads per rank (torch.set_num_threads); 0 = torch's default (all cores)."""
+    check_sync_every_steps: int = 0
+    """Every N steps all-reduce (mode, step) and fail if ranks disagree (0 = never; --check-sync N)."""
+    dist_timeout_s: float = 300.0
+    """Collective timeout: when a rank dies the others fail after at most this long instead of hanging."""
+    eval_every_epochs: int = 1
+    """Validate every N epochs (and always after the last)."""
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
+        _check(self.global_batch_size >= 1, "train.global_batch_size", "an integer >= 1", self.global_batch_size)
+        _check(self.seed >= 0, "train.seed", "an integer >= 0", self.seed)
+        _one_of("train.device", self.device, ("auto", "cpu", "cuda"))
+        _one_of("train.precision", self.precision, ("fp32", "bf16"))
+        _check(self.num_threads >= 0, "train.num_threads", "an integer >= 0", self.num_threads)
+        _check(self.check_sync_every_steps >= 0, "train.check_sync_every_steps", "an integer >= 0", self.check_sync_every_steps)
+        _check(self.dist_timeout_s > 0, "train.dist_timeout_s", "a positive number of seconds", self.dist_timeout_s)
+        _check(self.eval_every_epochs >= 1, "train.eval_every_epochs", "an integer >= 1", self.eval_every_epochs)
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """When checkpoints are written (always atomically, into RUN/checkpoints/)."""
+
+    every_steps: int = 0
+    """Also checkpoint every N global steps (0 = only at epoch ends and at the end)."""
+    keep: int = 3
+    """Newest checkpoints kept on disk; older ones are deleted after a successful save."""
+
+    def __post_init__(self) -> None:
+        _check(self.every_steps >= 0, "checkpoint.every_steps", "an integer >= 0", self.every_steps)
+        _check(self.keep >= 1, "checkpoint.keep", "an integer >= 1", self.keep)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Console and Weights & Biases logging (rank 0 only)."""
+
+    wandb: str = "offline"
+    """offline (default, no account) | online | disabled."""
+    wandb_project: str = "lowmode"
+    experiment: str = ""
+    """W&B group: runs to compare side by side (default: the preset's file name minus _baseline/_lowmode)."""
+    job_type: str = ""
+    """W&B job_type (default: "baseline" when schedule.policy is none, else "lowmode")."""
+    progress: str = "auto"
+    """auto (tqdm bar on a terminal, log lines otherwise) | bar | lines."""
+    print_every_steps: int = 50
+    """Plain log line every N steps (progress = lines)."""
+
+    def __post_init__(self) -> None:
+        _one_of("logging.wandb", self.wandb, ("offline", "online", "disabled"))
+        _one_of("logging.progress", self.progress, ("auto", "bar", "lines"))
+        _check(self.print_every_steps >= 1, "logging.print_every_steps", "an integer >= 1", self.print_every_steps)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "schedule": ScheduleSection,
+    "optim": OptimConfig,
+    "train": TrainSection,
+    "checkpoint": CheckpointConfig,
+    "logging": LoggingConfig,
+}
+
+# Keys that may change when a run is resumed (paths, logging, fault handling): left out of the hash.
+RESUMABLE_KEYS = (
+    "data.dir", "data.num_workers", "logging.*", "checkpoint.*",
+    "train.check_sync_every_steps", "train.dist_timeout_s", "train.num_threads",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfigRoot:
+    """The whole training configuration; each component receives only its section."""
+
+    model: ModelConfig
+    data: DataConfig
+    schedule: ScheduleSection
+    optim: OptimConfig
+    train: TrainSection
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        if self.schedule.policy != "none" and not self.model.dual_mode:
+            raise ConfigError(f"model.dual_mode: must be true when schedule.policy is {self.schedule.policy!r} "
+                              "(low steps need the converted model)")
+        last = self.optim.lr_milestones_epochs[-1] if self.optim.lr_milestones_epochs else 0
+        if last >= self.train.epochs:
+            raise ConfigError(f"optim.lr_milestones_epochs: {self.optim.lr_milestones_epochs} must be "
+                              f"< train.epochs = {self.train.epochs}")
+
+    def schedule_config(self) -> ScheduleConfig:
+        """The pipeline's mode-schedule config (schedule section + LR milestones)."""
+        return self.schedule.to_schedule_config(self.optim.lr_milestones_epochs)
+
+    def job_type(self) -> str:
+        return self.logging.job_type or ("baseline" if self.schedule.policy == "none" else "lowmode")
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dict (tuples as lists) for TOML/JSON/W&B."""
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
+
+    def hash(self) -> str:
+        """sha256 of the resolved config minus RESUMABLE_KEYS: checkpoints from another hash are refused."""
+        return hashlib.sha256(json.dumps(hashed_view(self.to_dict()), sort_keys=True).encode()).hexdigest()
+
+
+def hashed_view(config: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Flat {"section.key": value} of the keys that must match for a resume."""
+    flat = {f"{s}.{k}": v for s, keys in config.items() for k, v in keys.items()}
+    return {k: v for k, v in flat.items() if not any(_matches(k, pat) for pat in RESUMABLE_KEYS)}
+
+
+def _matches(key: str, pattern: str) -> bool:
+    return key.startswith(pattern[:-1]) if pattern.endswith("*") else key == pattern
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a field's type and convert lists to tuples; error names ``key``."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        item_type = typing.get_args(annotation)[0]
+        _check(isinstance(value, (list, tuple)), key, f"a list of {item_type.__name__}", value)
+        return tuple(_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+    if annotation is bool:
+        _check(isinstance(value, bool), key, "true or false", value)
+    elif annotation is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
+    elif annotation is float:
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), key, "a number", value)
+        return float(value)
+    elif annotation is str:
+        _check(isinstance(value, str), key, "a string", value)
+    return value
+
+
+def build_section(name: str, values: dict[str, Any]) -> Any:
+    """Construct section ``name`` from a dict, rejecting unknown keys and wrongly typed values."""
+    cls = SECTIONS[name]
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{name}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+    kwargs = {k: _coerce(v, hints[k], f"{name}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``section.key=value`` -> (section, key, value); value is a TOML literal, else a plain string."""
+    lhs, sep, raw = text.partition("=")
+    section, dot, key = lhs.strip().partition(".")
+    if not sep or not dot or not key:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key.strip(), value
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfigRoot:
+    """Build the root config from ``{section: {key: value}}`` (unknown sections are errors)."""
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}] (known: {', '.join(SECTIONS)})")
+    for name, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table, got {values!r}")
+    sections = {name: build_section(name, data.get(name, {})) for name in SECTIONS}
+    return TrainConfigRoot(**sections)
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfigRoot:
+    """Read a TOML preset (or start from defaults when ``path`` is None) and apply ``--set`` overrides."""
+    data: dict[str, dict[str, Any]] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section not in SECTIONS:
+            raise ConfigError(f"--set {text!r}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
+        data.setdefault(section, {})[key] = value
+    config = config_from_dict(data, source)
+    if not config.logging.experiment and path is not None:
+        # The group that puts a preset's baseline and lowmode runs side by side in W&B.
+        stem = Path(path).stem.removesuffix("_baseline").removesuffix("_lowmode")
+        config = dataclasses.replace(config, logging=dataclasses.replace(config.logging, experiment=stem))
+    return config
+
+
+def save_config(config: TrainConfigRoot, path: str | Path) -> None:
+    """Write the resolved config as TOML (loadable again with load_config)."""
+    Path(path).write_text(tomli_w.dumps(config.to_dict()))
+
+
+def diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Flat keys whose values differ between two hashed views (for refusal messages)."""
+    return sorted(k for k in set(a) | set(b) if a.get(k, "<missing>") != b.get(k, "<missing>"))

@@ -1,0 +1,96 @@
+"""The run directory: the trainer's output contract, read by ``lowmode-compare`` and scripts.
+
+    RUN/config.toml        the resolved config (load_config(RUN/config.toml) reproduces the run)
+    RUN/env.json           git revision, package versions, world size, device, command line
+    RUN/metrics.jsonl      one JSON object per line, kind "step" or "epoch" (trainer.metrics)
+    RUN/summary.json       final numbers (written at the end of training)
+    RUN/status.json        state: running | stopped (requeue, exit 75) | failed | done
+    RUN/checkpoints/       step-<global step>.pt, atomic (trainer.checkpoint)
+All writes here are rank 0's.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from preprocess.dataset_format import atomic_write_bytes, atomic_write_json
+
+PACKAGES = ("lowmode", "torch", "torchvision", "numpy", "nvidia-dali-cuda120", "webdataset", "wandb", "tomli-w")
+
+
+class RunDir:
+    """Paths of one run directory (creating nothing until :meth:`prepare`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config = self.path / "config.toml"
+        self.env = self.path / "env.json"
+        self.metrics = self.path / "metrics.jsonl"
+        self.summary = self.path / "summary.json"
+        self.status = self.path / "status.json"
+        self.checkpoints = self.path / "checkpoints"
+
+    def prepare(self, config_dict: dict[str, Any], env: dict[str, Any]) -> None:
+        """Create the directory and write the resolved config and environment (rank 0)."""
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.config, tomli_w.dumps(config_dict).encode())
+        atomic_write_json(self.env, env)
+
+    def write_status(self, state: str, **fields: Any) -> None:
+        atomic_write_json(self.status, {"state": state, **fields})
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.summary, summary)
+
+    def read_summary(self) -> dict[str, Any]:
+        return json.loads(self.summary.read_text())
+
+
+def git_revision(cwd: str | Path | None = None) -> dict[str, Any]:
+    """HEAD commit of the source tree and whether it has uncommitted changes (None outside git)."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if rev.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape results (None when not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def environment(world_size: int, device: str, argv: list[str] | None = None) -> dict[str, Any]:
+    """Everything env.json records: reproducibility is data."""
+    import torch
+
+    return {
+        "git": git_revision(),
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "world_size": world_size,
+        "device": device,
+        "cuda_device_name": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+        "torch_num_threads": torch.get_num_threads(),
+        "argv": list(sys.argv if argv is None else argv),
+    }
