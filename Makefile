@@ -20,10 +20,20 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The main job: Fashion-MNIST -> paired shards -> baseline and lowmode training -> comparison table + plots.
+# Rerunning resumes: finished shards and runs are kept (delete demo/ to start over).
+DEMO ?= demo
 demo: $(STAMP)
+	@echo "== 1/4 Fashion-MNIST"
 	@scripts/get-fashion-mnist.sh $(FMNIST)
-	$(BIN)/lowmode-preprocess build --source fashion-mnist --input $(FMNIST) --out $(DATA)
+	@echo "== 2/4 shards: $(DATA)"
+	$(BIN)/lowmode-preprocess build --source fashion-mnist --input $(FMNIST) --out $(DATA) --workers 2
 	$(BIN)/lowmode-preprocess info $(DATA)
+	@echo "== 3/4 training: baseline, then lowmode (configs/fmnist_small_*.toml)"
+	$(BIN)/lowmode-train --config configs/fmnist_small_baseline.toml --run-dir $(DEMO)/baseline --set data.dir=$(DATA)
+	$(BIN)/lowmode-train --config configs/fmnist_small_lowmode.toml --run-dir $(DEMO)/lowmode --set data.dir=$(DATA)
+	@echo "== 4/4 compare"
+	$(BIN)/lowmode-compare $(DEMO)/baseline $(DEMO)/lowmode --out $(DEMO)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,7 +9,8 @@ Time is training wall-clock (``train_wall_s``: evaluation excluded), read at epo
 time-to-target is the wall-clock of the first evaluated epoch at or above the target.
 The baseline is ``--baseline``, else the first run with schedule.policy "none" (or no low steps).
 
-Writes DIR/table.md, DIR/compare.json, DIR/accuracy_vs_time.png, DIR/velocity.png.
+Writes DIR/table.md, DIR/compare.json, DIR/accuracy_vs_time.png, DIR/velocity.png and DIR/compare.png
+(both plots side by side).
 """
 
 from __future__ import annotations
@@ -159,13 +160,7 @@ def _velocity(run: Run, window: int = 3) -> tuple[list[int], list[float]]:
     return epochs[window - 1:], smooth
 
 
-def write_plots(runs: list[Run], target: float, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def _plot_accuracy(ax, runs: list[Run], target: float) -> None:
     for run in runs:
         ev = run.evaluated
         ax.plot([e["train_wall_s"] / 60 for e in ev], [100 * e["val_acc"] for e in ev], marker=".", label=run.label)
@@ -174,11 +169,9 @@ def write_plots(runs: list[Run], target: float, out: Path) -> None:
            title="Validation accuracy vs training time")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_time.png", dpi=120)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+
+def _plot_velocity(ax, runs: list[Run]) -> None:
     for run in runs:
         epochs, vel = _velocity(run)
         ax.plot(epochs, vel, marker=".", label=run.label)
@@ -187,8 +180,28 @@ def write_plots(runs: list[Run], target: float, out: Path) -> None:
            title="Training velocity (moving average over 3 epochs)")
     ax.grid(alpha=0.3)
     ax.legend()
+
+
+def write_plots(runs: list[Run], target: float, out: Path) -> None:
+    """Write accuracy_vs_time.png, velocity.png and compare.png (both panels side by side)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = {"accuracy_vs_time.png": lambda ax: _plot_accuracy(ax, runs, target),
+              "velocity.png": lambda ax: _plot_velocity(ax, runs)}
+    for name, draw in panels.items():
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        draw(ax)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for ax, draw in zip(axes, panels.values()):
+        draw(ax)
     fig.tight_layout()
-    fig.savefig(out / "velocity.png", dpi=120)
+    fig.savefig(out / "compare.png", dpi=120)
     plt.close(fig)
 
 
@@ -233,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lowmode-compare: error: {exc}", file=sys.stderr)
         return 2
     print(result["table"], end="")
-    print(f"\nwritten: {Path(args.out) / 'table.md'}, compare.json, accuracy_vs_time.png, velocity.png")
+    print(f"\nwritten: {Path(args.out) / 'table.md'}, compare.json, accuracy_vs_time.png, velocity.png, compare.png")
     return 0
 
 

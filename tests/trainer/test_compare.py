@@ -46,7 +46,7 @@ def test_known_numbers_give_known_reductions(runs, tmp_path):
     assert "| lowmode | bernoulli | 9.0% | 91.0% | 24.0 | 40.0% | 100.0 | 37.0 | 63.0% | 40.0% | 32.0 |" in table
     assert "**never never reached the target** (best 60.0%)" in table
     assert "Target accuracy: 90.00% (final accuracy of baseline baseline)" in table
-    for name in ("accuracy_vs_time.png", "velocity.png"):
+    for name in ("accuracy_vs_time.png", "velocity.png", "compare.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tmp_path / "out" / "compare.json").read_text())["target_acc"] == 0.9
 
