@@ -62,13 +62,15 @@ class BenchConfig:
     """low-mode input downsampling ratio r"""
     full_size: int = 32
     """full-mode image side (pixels)"""
+    in_channels: int = 3
+    """input channels (1 for Fashion-MNIST)"""
     threads: int = 0
     """CPU threads for torch (0: leave torch's default)"""
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {self.model!r}")
-        for name in ("batch_size", "iters", "ratio", "full_size"):
+        for name in ("batch_size", "iters", "ratio", "full_size", "in_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0 or self.threads < 0:
@@ -168,8 +170,8 @@ def run_benchmark(cfg: BenchConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
     torch.manual_seed(0)
-    model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio)
-    in_channels = model.conv1.in_channels
+    model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio, in_channels=cfg.in_channels)
+    in_channels = cfg.in_channels
     model = model.to(device).train()
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -177,7 +179,8 @@ def run_benchmark(cfg: BenchConfig) -> dict:
     run = torch.compile(model, dynamic=False) if cfg.compile else model
     step = _make_step(run, opt, cfg, device)
     eager_step = _make_step(model, opt, cfg, device)
-    result = {"model": cfg.model, "device": cfg.device, "batch_size": cfg.batch_size}
+    result = {"model": cfg.model, "device": cfg.device, "batch_size": cfg.batch_size,
+              "full_size": cfg.full_size, "in_channels": cfg.in_channels}
     sizes = {"full": cfg.full_size, "low": cfg.full_size // cfg.ratio}
     inputs = {mode: _inputs(cfg, in_channels, size, device) for mode, size in sizes.items()}
     times = _time_modes(step, inputs, model, cfg, device)
@@ -217,6 +220,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--ratio", type=int, default=2)
+    parser.add_argument("--size", type=int, default=32, help="full-mode image side in pixels (28 for Fashion-MNIST)")
+    parser.add_argument("--in-channels", type=int, default=3, help="input channels (1 for Fashion-MNIST)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args(argv)
@@ -224,6 +229,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
         model=args.model, batch_size=args.batch_size, device=args.device,
         channels_last=args.channels_last, bf16=args.bf16, compile=args.compile,
         warmup=args.warmup, iters=args.iters, ratio=args.ratio, threads=args.threads,
+        full_size=args.size, in_channels=args.in_channels,
     ), args.json
 
 

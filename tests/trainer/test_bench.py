@@ -33,3 +33,14 @@ def test_bench_cli_prints_sane_json(capsys):
 def test_bench_config_validation(kwargs, field):
     with pytest.raises(ValueError, match=field):
         BenchConfig(**kwargs)
+
+
+def test_bench_fashion_mnist_shape(capsys):
+    """--size 28 --in-channels 1 benches the Fashion-MNIST configuration (28x28x1 full, 14x14x1 low)."""
+    assert main(["--model", "resnet8", "--batch-size", "2", "--warmup", "0", "--iters", "1",
+                 "--size", "28", "--in-channels", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["full_size"], result["in_channels"]) == (28, 1)
+    assert 0.05 < result["flops_ratio"] < 0.5
+    with pytest.raises(ValueError, match="in_channels"):
+        BenchConfig(in_channels=0)
