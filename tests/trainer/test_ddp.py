@@ -14,13 +14,8 @@ import pytest
 
 from pipeline.schedule import ModeSchedule, ScheduleConfig
 from tests.integrations import need
-from tests.trainer.train_helpers import (assert_same_weights, comparable_metrics, final_weights, make_dataset,
+from tests.trainer.train_helpers import (assert_same_weights, comparable_metrics, final_weights,
                                          run_train, start_and_signal, step_lines, tiny_overrides)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data") / "synthetic")
 
 
 def test_two_ranks_lockstep_then_exact_resume_after_sigkill(data, tmp_path):

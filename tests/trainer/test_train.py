@@ -10,15 +10,10 @@ import torch
 
 from pipeline.schedule import ModeSchedule, ScheduleConfig
 from tests.integrations import need
-from tests.trainer.train_helpers import comparable_metrics, make_dataset, tiny_overrides
+from tests.trainer.train_helpers import comparable_metrics, tiny_overrides
 from trainer.__main__ import main
 from trainer.checkpoint import list_checkpoints, load_checkpoint
 from trainer.config import load_config
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data") / "synthetic")
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,8 @@ import signal
 
 import pytest
 
-from tests.trainer.train_helpers import (assert_same_weights, comparable_metrics, final_weights, make_dataset,
+from tests.trainer.train_helpers import (assert_same_weights, comparable_metrics, final_weights,
                                          run_train, start_and_signal, step_lines, tiny_overrides)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data") / "synthetic")
 
 
 @pytest.fixture(scope="module")
