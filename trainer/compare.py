@@ -176,7 +176,9 @@ def _plot_velocity(ax, runs: list[Run]) -> None:
         epochs, vel = _velocity(run)
         ax.plot(epochs, vel, marker=".", label=run.label)
     ax.axhline(0, color="grey", linewidth=1)
-    ax.set(xlabel="epoch", ylabel="ΔA/Δτ (accuracy points per minute)",
+    # symlog: early epochs swing by tens of points per minute, late ones by fractions; both stay readable
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set(xlabel="epoch", ylabel="ΔA/Δτ (accuracy points per minute, symlog)",
            title="Training velocity (moving average over 3 epochs)")
     ax.grid(alpha=0.3)
     ax.legend()
