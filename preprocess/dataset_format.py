@@ -67,6 +67,11 @@ def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def json_sha256(obj: Any) -> str:
+    """Hex sha256 of ``obj`` as key-sorted JSON: a stable digest of configs and manifests."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
 def file_mode() -> int:
     """Permission bits for new files: 0o666 minus the process umask (mkstemp alone gives 0o600)."""
     umask = os.umask(0)

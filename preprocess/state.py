@@ -9,13 +9,13 @@ rebuilt. Temporary files (``.<name>.*.tmp``) left by a killed run are deleted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from preprocess.dataset_format import MANIFEST_NAME, RESOLUTIONS, atomic_write_json, sha256_file, shard_stem
+from preprocess.dataset_format import (MANIFEST_NAME, RESOLUTIONS, atomic_write_json, json_sha256, sha256_file,
+                                       shard_stem)
 from preprocess.errors import InputError
 
 BUILD_DIR = ".build"
@@ -24,7 +24,7 @@ CONFIG_NAME = "config.json"
 
 def config_digest(config: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of an output config (stored in each sidecar)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    return json_sha256(config)
 
 
 def sidecar_path(out_dir: Path, split: str, shard: int) -> Path:

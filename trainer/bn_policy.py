@@ -20,12 +20,12 @@ checkpoint when low-mode evaluation after a resume matters; training itself neve
 
 from __future__ import annotations
 
-import sys
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from trainer.class_swap import mixin_subclass
 
 BN_POLICIES = ("shared", "separate", "frozen")
 LOW_BUFFERS = ("running_mean_low", "running_var_low", "num_batches_tracked_low")
@@ -69,18 +69,9 @@ class DualModeBatchNormMixin:
         )
 
 
-_CLASS_CACHE: dict[type, type] = {}
-
-
 def dual_mode_bn_class(cls: type) -> type:
     """The dual-mode subclass of a BatchNorm class (cached; registered here so it pickles)."""
-    if cls not in _CLASS_CACHE:
-        name = f"DualMode{cls.__name__}"
-        new = type(name, (DualModeBatchNormMixin, cls), {"__module__": __name__})
-        new.__qualname__ = name
-        setattr(sys.modules[__name__], name, new)
-        _CLASS_CACHE[cls] = new
-    return _CLASS_CACHE[cls]
+    return mixin_subclass(DualModeBatchNormMixin, cls, "DualMode", __name__)
 
 
 def convert_batchnorm(module: _BatchNorm, policy: str) -> bool:

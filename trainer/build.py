@@ -4,8 +4,6 @@ device / channels_last -> optional torch.compile -> DDP; then optimiser, LR sche
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import random
@@ -18,7 +16,7 @@ import torch
 from pipeline import DatasetFormatError, make_loader
 from pipeline.loader import Loader
 from pipeline.schedule import ModeSchedule
-from preprocess.dataset_format import load_manifest
+from preprocess.dataset_format import json_sha256, load_manifest
 from trainer import distributed
 from trainer.config import ConfigError, TrainConfigRoot
 from trainer.distributed import DistInfo
@@ -75,7 +73,7 @@ def per_rank_batch(global_batch_size: int, world_size: int) -> int:
 def dataset_fingerprint(manifest: dict[str, Any]) -> str:
     """sha256 over the manifest's shard hashes, shapes and statistics (independent of the path)."""
     view = {k: manifest.get(k) for k in ("splits", "shapes", "ratio", "mean", "std", "classes")}
-    return hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()
+    return json_sha256(view)
 
 
 def build_model(config: TrainConfigRoot, manifest: dict[str, Any]) -> tuple[torch.nn.Module, dict | None]:

@@ -12,8 +12,6 @@ the optimisation never changes silently with the number of ranks. The learning r
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 import tomli_w
 
 from pipeline.schedule import ScheduleConfig
+from preprocess.dataset_format import json_sha256
 
 
 class ConfigError(ValueError):
@@ -289,7 +288,7 @@ class TrainConfigRoot:
 
     def hash(self) -> str:
         """sha256 of the resolved config minus RESUMABLE_KEYS: checkpoints from another hash are refused."""
-        return hashlib.sha256(json.dumps(hashed_view(self.to_dict()), sort_keys=True).encode()).hexdigest()
+        return json_sha256(hashed_view(self.to_dict()))
 
 
 def hashed_view(config: dict[str, dict[str, Any]]) -> dict[str, Any]:

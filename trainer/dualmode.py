@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -35,6 +34,7 @@ from trainer.bn_policy import (
     load_low_bn_state_dict,
     low_bn_state_dict,
 )
+from trainer.class_swap import mixin_subclass
 from trainer.kernel_pool import pool_kernel, pool_matrix, pooled_size
 
 MODES = ("full", "low")
@@ -163,18 +163,9 @@ class _SkipInLowMixin:
         return super().forward(input, *args, **kwargs)
 
 
-_SKIP_CLASSES: dict[type, type] = {}
-
-
 def _skip_class(cls: type) -> type:
     """The skip-in-low subclass of ``cls`` (cached; registered here so it pickles)."""
-    if cls not in _SKIP_CLASSES:
-        name = f"SkipInLow{cls.__name__}"
-        new = type(name, (_SkipInLowMixin, cls), {"__module__": __name__})
-        new.__qualname__ = name
-        setattr(sys.modules[__name__], name, new)
-        _SKIP_CLASSES[cls] = new
-    return _SKIP_CLASSES[cls]
+    return mixin_subclass(_SkipInLowMixin, cls, "SkipInLow", __name__)
 
 
 _DUAL_TYPES = (DualModeConv2d, _SkipInLowMixin, DualModeBatchNormMixin)
