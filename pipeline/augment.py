@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.schedule import FULL, LOW
+
 # Separate streams per mode, so a low step is not a down-scaled copy of what a full step would draw.
-_AUGMENT_DOMAIN = {"full": 0x61756766, "low": 0x6175676C}  # "augf", "augl"
+_AUGMENT_DOMAIN = {FULL: 0x61756766, LOW: 0x6175676C}  # "augf", "augl"
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class AugmentParams:
 
 def pad_for(full_pad: int, ratio: int, mode: str) -> int:
     """Padding in pixels for ``mode``: ``full_pad`` at full resolution, ``full_pad / ratio`` in low mode."""
-    if mode == "full" or full_pad == 0:
+    if mode == FULL or full_pad == 0:
         return full_pad
     return max(1, round(full_pad / ratio))
 

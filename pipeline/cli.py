@@ -17,11 +17,11 @@ import json
 import sys
 import time
 
-from pipeline.index import DatasetFormatError
 from pipeline.loader import KINDS, make_loader
-from pipeline.schedule import ModeSchedule, ScheduleConfig
+from pipeline.schedule import FULL, LOW, ModeSchedule, ScheduleConfig
+from preprocess.dataset_format import DatasetFormatError
 
-BENCH_MODES = ("full", "low", "schedule")
+BENCH_MODES = (FULL, LOW, "schedule")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     """Images per second delivered on the train split (epochs repeat until ``--seconds`` pass)."""
     if args.seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
-    p = {"full": 0.0, "low": 1.0, "schedule": 0.5}[args.mode]
+    p = {FULL: 0.0, LOW: 1.0, "schedule": 0.5}[args.mode]
     loader = make_loader(
         args.data, "train", batch_size_per_rank=args.batch_size, seed=args.seed, kind=args.loader,
         schedule=ModeSchedule(ScheduleConfig(p=p), args.seed), augment=not args.no_augment,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from pipeline.index import SplitIndex
-from pipeline.loader import Batch, Loader
+from pipeline.loader_base import Batch, Loader
 from pipeline.plan import Planner, StepPlan
 from pipeline.reader import ShardReader
 
@@ -95,7 +95,7 @@ class DaliLoader(Loader):
         from nvidia.dali import fn, pipeline_def, types
 
         encoded = self.index.encoding != "raw"
-        channels = self.index.full.shape[2]
+        channels = self.index.manifest.channels
         device_id = None  # CPU-only pipeline
         if self.gpu:
             device_id = self.device.index if self.device.index is not None else torch.cuda.current_device()

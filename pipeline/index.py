@@ -3,7 +3,7 @@
 ``open_split(DATA, split)`` reads ``manifest.json`` (refusing an unknown version) and every shard's
 wds2idx index, and runs the cheap open check: each tar and index exists, each tar's size equals the
 manifest's ``bytes``, each index lists the manifest's sample count, ``full/`` and ``low/`` list the
-same keys in the same order, every sample has an image and an 8-byte label, and raw images have
+same keys in the same order, every sample has an image and a LABEL_BYTES label, and raw images have
 exactly H*W*C bytes. The sha256 of the tars is NOT checked here (``lowmode-preprocess verify`` does
 that). Positions 0..n-1 enumerate the split in *index order*: shards in manifest order, samples in
 tar order. No tar byte is read here.
@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from preprocess.dataset_format import (
+    FULL,
+    LABEL_BYTES,
     LABEL_EXT,
+    LOW,
     RESOLUTIONS,
     DatasetFormatError,
-    IndexEntry,
-    load_manifest,
-    parse_index,
+    Manifest,
+    ShardEntry,
 )
-
-LABEL_BYTES = 8
-ENCODINGS = ("raw", "png", "jpg")
+from preprocess.index_format import IndexEntry, parse_index
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ResolutionIndex:
     image_size: np.ndarray
     """int64 size in bytes of the image data."""
     label_offset: np.ndarray
-    """int64 byte offset of the 8-byte little-endian int64 label in its tar."""
+    """int64 byte offset of the label (LABEL_BYTES bytes of LABEL_DTYPE) in its tar."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,7 @@ class SplitIndex:
 
     data_dir: Path
     split: str
-    manifest: dict
-    encoding: str
-    ratio: int
+    manifest: Manifest
     keys: tuple[str, ...]
     full: ResolutionIndex
     low: ResolutionIndex
@@ -66,11 +64,19 @@ class SplitIndex:
     def num_samples(self) -> int:
         return len(self.keys)
 
+    @property
+    def encoding(self) -> str:
+        return self.manifest.encoding
+
+    @property
+    def ratio(self) -> int:
+        return self.manifest.ratio
+
     def at(self, resolution: str) -> ResolutionIndex:
         """The index of ``resolution`` ("full" | "low")."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
-        return self.full if resolution == "full" else self.low
+        return self.full if resolution == FULL else self.low
 
     def describe(self, resolution: str, position: int) -> str:
         """'<tar path> key <key>' for error messages about one sample."""
@@ -86,78 +92,66 @@ def open_split(data_dir: str | os.PathLike, split: str, *, max_samples: int = 0)
     Raises DatasetFormatError naming the file (and key) on any problem.
     """
     data_dir = Path(data_dir)
-    manifest = load_manifest(data_dir)
-    splits = manifest["splits"]
-    if split not in splits:
-        raise DatasetFormatError(f"{data_dir / 'manifest.json'}: no split {split!r} (has {sorted(splits)})")
-    encoding = manifest["encoding"]
-    if encoding not in ENCODINGS:
-        raise DatasetFormatError(
-            f"{data_dir / 'manifest.json'}: field 'encoding' must be one of {ENCODINGS}, got {encoding!r}"
-        )
-    shards = splits[split].get("shards")
+    manifest = Manifest.load(data_dir)
+    manifest_path = data_dir / Manifest.NAME
+    if split not in manifest.splits:
+        raise DatasetFormatError(f"{manifest_path}: no split {split!r} (has {sorted(manifest.splits)})")
+    shards = manifest.splits[split].shards
     if not shards:
-        raise DatasetFormatError(f"{data_dir / 'manifest.json'}: split {split!r} lists no shards")
+        raise DatasetFormatError(f"{manifest_path}: split {split!r} lists no shards")
     per_res = {res: [_read_shard_index(data_dir, shard, res) for shard in shards] for res in RESOLUTIONS}
     keys: list[str] = []
-    for k, (full_entries, low_entries) in enumerate(zip(per_res["full"], per_res["low"])):
+    for k, (full_entries, low_entries) in enumerate(zip(per_res[FULL], per_res[LOW])):
         _check_same_keys(data_dir, shards[k], full_entries, low_entries)
         keys.extend(e.key for e in full_entries)
-    expected = splits[split].get("num_samples")
-    if expected is not None and expected != len(keys):
-        raise DatasetFormatError(
-            f"{data_dir / 'manifest.json'}: split {split!r} says {expected} samples, shards hold {len(keys)}"
-        )
+    expected = manifest.splits[split].num_samples
+    if expected != len(keys):
+        raise DatasetFormatError(f"{manifest_path}: split {split!r} says {expected} samples, shards hold {len(keys)}")
     n = min(max_samples, len(keys)) if max_samples > 0 else len(keys)
-    indexes = {
-        res: _resolution_index(data_dir, res, shards, per_res[res], manifest, encoding, n) for res in RESOLUTIONS
-    }
-    return SplitIndex(
-        data_dir=data_dir, split=split, manifest=manifest, encoding=encoding, ratio=int(manifest["ratio"]),
-        keys=tuple(keys[:n]), full=indexes["full"], low=indexes["low"],
-    )
+    indexes = {res: _resolution_index(data_dir, res, shards, per_res[res], manifest, n) for res in RESOLUTIONS}
+    return SplitIndex(data_dir=data_dir, split=split, manifest=manifest, keys=tuple(keys[:n]),
+                      full=indexes[FULL], low=indexes[LOW])
 
 
-def _read_shard_index(data_dir: Path, shard: dict, resolution: str) -> list[IndexEntry]:
+def _read_shard_index(data_dir: Path, shard: ShardEntry, resolution: str) -> list[IndexEntry]:
     """Check that one shard's tar and index exist and match the manifest; return its entries."""
-    try:
-        files = shard[resolution]
-        tar, idx, nbytes = data_dir / files["tar"], data_dir / files["idx"], int(files["bytes"])
-        num_samples = int(shard["num_samples"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetFormatError(f"{data_dir / 'manifest.json'}: shard entry {shard!r} lacks {exc}") from exc
+    files = shard.files(resolution)
+    tar, idx = data_dir / files.tar, data_dir / files.idx
     try:
         size = tar.stat().st_size
     except OSError as exc:
         raise DatasetFormatError(f"{tar}: shard missing or unreadable ({exc.strerror}); rebuild the dataset") from exc
-    if size != nbytes:
-        raise DatasetFormatError(f"{tar}: size {size} bytes, manifest says {nbytes}; shard is truncated or replaced")
+    if size != files.bytes:
+        raise DatasetFormatError(
+            f"{tar}: size {size} bytes, manifest says {files.bytes}; shard is truncated or replaced"
+        )
     entries = parse_index(idx)
-    if len(entries) != num_samples:
-        raise DatasetFormatError(f"{idx}: lists {len(entries)} samples, manifest says {num_samples}")
+    if len(entries) != shard.num_samples:
+        raise DatasetFormatError(f"{idx}: lists {len(entries)} samples, manifest says {shard.num_samples}")
     return entries
 
 
-def _check_same_keys(data_dir: Path, shard: dict, full: list[IndexEntry], low: list[IndexEntry]) -> None:
+def _check_same_keys(data_dir: Path, shard: ShardEntry, full: list[IndexEntry], low: list[IndexEntry]) -> None:
     for position, (f, lo) in enumerate(zip(full, low)):
         if f.key != lo.key:
             raise DatasetFormatError(
-                f"{data_dir / shard['low']['tar']}: key {lo.key} at sample {position} differs from "
-                f"{data_dir / shard['full']['tar']} key {f.key}; full/ and low/ shards must list the same keys"
+                f"{data_dir / shard.low.tar}: key {lo.key} at sample {position} differs from "
+                f"{data_dir / shard.full.tar} key {f.key}; full/ and low/ shards must list the same keys"
             )
 
 
 def _resolution_index(
-    data_dir: Path, resolution: str, shards: list[dict], entries: list[list[IndexEntry]], manifest: dict,
-    encoding: str, n: int,
+    data_dir: Path, resolution: str, shards: tuple[ShardEntry, ...], entries: list[list[IndexEntry]],
+    manifest: Manifest, n: int,
 ) -> ResolutionIndex:
     """Flatten the entries of every shard into position-indexed arrays, checking each sample."""
-    shape = _shape(manifest, resolution, data_dir)
+    shape = manifest.shape(resolution)
+    encoding = manifest.encoding
     raw_bytes = shape[0] * shape[1] * shape[2]
     columns: list[tuple[int, int, int, int]] = []
     for k, (shard, shard_entries) in enumerate(zip(shards, entries)):
-        tar = data_dir / shard[resolution]["tar"]
-        tar_bytes = int(shard[resolution]["bytes"])
+        tar = data_dir / shard.files(resolution).tar
+        tar_bytes = shard.files(resolution).bytes
         for e in shard_entries:
             if encoding not in e.components or LABEL_EXT not in e.components:
                 raise DatasetFormatError(
@@ -177,18 +171,7 @@ def _resolution_index(
     table = np.asarray(columns[:n], dtype=np.int64).reshape(-1, 4)
     return ResolutionIndex(
         resolution=resolution, shape=shape,
-        tar_paths=tuple(data_dir / s[resolution]["tar"] for s in shards),
+        tar_paths=tuple(data_dir / s.files(resolution).tar for s in shards),
         shard=table[:, 0].astype(np.int32), image_offset=table[:, 1].copy(), image_size=table[:, 2].copy(),
         label_offset=table[:, 3].copy(),
     )
-
-
-def _shape(manifest: dict, resolution: str, data_dir: Path) -> tuple[int, int, int]:
-    where = f"{data_dir / 'manifest.json'}: field 'shapes.{resolution}'"
-    try:
-        h, w, c = (int(v) for v in manifest["shapes"][resolution])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetFormatError(f"{where} must be [H, W, C]") from exc
-    if min(h, w, c) < 1:
-        raise DatasetFormatError(f"{where} must be positive, got {[h, w, c]}")
-    return h, w, c

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.index import LABEL_BYTES, ResolutionIndex, SplitIndex
+from pipeline.index import ResolutionIndex, SplitIndex
+from preprocess.dataset_format import LABEL_BYTES, LABEL_DTYPE, RESOLUTIONS
 
 
 class ShardReader:
@@ -35,7 +36,7 @@ class ShardReader:
         self._maps: dict[Path, np.ndarray] = {}
         self._fds: dict[Path, int] = {}
         self._views: dict[tuple[str, int], tuple[np.ndarray, np.ndarray] | None] = {}
-        self._shard_start = {res: _shard_starts(index.at(res)) for res in ("full", "low")}
+        self._shard_start = {res: _shard_starts(index.at(res)) for res in RESOLUTIONS}
 
     def __getstate__(self) -> dict:
         return {"index": self.index}
@@ -78,7 +79,7 @@ class ShardReader:
             else:
                 self._gather_one_by_one(res, int(shard), positions, sel, images, labels)
         self.bytes_read[resolution] += int(res.image_size[positions].sum()) + LABEL_BYTES * len(positions)
-        return images, labels.view("<i8").reshape(-1)
+        return images, labels.view(LABEL_DTYPE).reshape(-1)
 
     def _gather_one_by_one(self, res: ResolutionIndex, shard: int, positions, sel, images, labels) -> None:
         data = self._map(res.tar_paths[shard])
@@ -137,7 +138,7 @@ class ShardReader:
         if len(image) != size or len(label) != LABEL_BYTES:
             raise OSError(f"{self.index.describe(resolution, position)}: short read (tar changed since open?)")
         self.bytes_read[resolution] += size + LABEL_BYTES
-        return image, int.from_bytes(label, "little", signed=True)
+        return image, int(np.frombuffer(label, LABEL_DTYPE)[0])
 
 
 def _shard_starts(res: ResolutionIndex) -> np.ndarray:

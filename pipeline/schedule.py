@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
+from typing import Any
+
+from preprocess.dataset_format import FULL, LOW, RESOLUTIONS
 
 POLICIES = ("bernoulli", "alternate", "none")
-FULL, LOW = "full", "low"
-MODES = (FULL, LOW)
+MODES = RESOLUTIONS  # a step's mode is the resolution it reads: FULL or LOW
 
 # Domain separation: the schedule's hash must not collide with other users of (seed, epoch, step).
 _DOMAIN = b"lowmode.schedule.v1"
@@ -31,13 +33,26 @@ def counter_uniform(domain: bytes, *counters: int) -> float:
     return (int.from_bytes(digest, "little") >> 11) * (1.0 / (1 << 53))
 
 
-def _is_int(value) -> bool:
+def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_probability(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def _check(ok: bool, field: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ValueError(f"schedule.{field}: expected {expected}, got {got!r}")
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """How the low-mode probability is set per epoch and how steps are drawn."""
+    """How the low-mode probability is set per epoch and how steps are drawn (the ``[schedule]`` config).
+
+    The epochs after each LR milestone are full-only; the milestones belong to the optimiser and
+    are passed to ``ModeSchedule`` separately.
+    """
 
     policy: str = "bernoulli"
     """"bernoulli": each step is low with probability p (the paper); "alternate": every
@@ -46,65 +61,61 @@ class ScheduleConfig:
     """Low-mode probability per step in epochs that allow low mode (bernoulli)."""
     alternate_every: int = 2
     """alternate: steps with ``step % alternate_every == alternate_every - 1`` are low (1 = all)."""
-    lr_milestones_epochs: tuple[int, ...] = ()
-    """Epochs at which the learning rate drops; the following epochs are full-only."""
     full_epochs_after_milestone: int = 4
-    """Number of full-only epochs starting at each milestone epoch (the paper uses 4)."""
+    """Number of full-only epochs starting at each LR milestone epoch (the paper uses 4)."""
     warmup_full_epochs: int = 0
     """Number of full-only epochs at the start of training."""
-    epoch_probabilities: tuple[float, ...] | None = None
-    """Explicit low-mode probability per epoch (bernoulli only); overrides p, milestones and
-    warm-up. Epochs past the end of the list use its last value."""
+    epoch_probabilities: tuple[float, ...] = ()
+    """Explicit low-mode probability per epoch (bernoulli only; empty: not used); overrides p,
+    milestones and warm-up. Epochs past the end of the list use its last value."""
 
     def __post_init__(self) -> None:
-        # TOML gives lists; store tuples so the config stays hashable and immutable.
-        object.__setattr__(self, "lr_milestones_epochs", tuple(self.lr_milestones_epochs))
-        if self.epoch_probabilities is not None:
-            object.__setattr__(self, "epoch_probabilities", tuple(self.epoch_probabilities))
-        if self.policy not in POLICIES:
-            raise ValueError(f"ScheduleConfig.policy must be one of {POLICIES}, got {self.policy!r}")
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"ScheduleConfig.p must be in [0, 1], got {self.p!r}")
-        if not _is_int(self.alternate_every) or self.alternate_every < 1:
-            raise ValueError(f"ScheduleConfig.alternate_every must be an integer >= 1, got {self.alternate_every!r}")
-        if any(not _is_int(m) or m < 0 for m in self.lr_milestones_epochs):
-            raise ValueError(
-                f"ScheduleConfig.lr_milestones_epochs must be integers >= 0, got {self.lr_milestones_epochs!r}"
-            )
+        # TOML gives lists and None means "not used": store a tuple so the config stays hashable and immutable.
+        probabilities = () if self.epoch_probabilities is None else self.epoch_probabilities
+        _check(isinstance(probabilities, (list, tuple)), "epoch_probabilities", "a list of numbers in [0, 1]",
+               probabilities)
+        object.__setattr__(self, "epoch_probabilities", tuple(probabilities))
+        _check(self.policy in POLICIES, "policy", f"one of {', '.join(POLICIES)}", self.policy)
+        _check(_is_probability(self.p), "p", "a number in [0, 1]", self.p)
+        _check(_is_int(self.alternate_every) and self.alternate_every >= 1, "alternate_every", "an integer >= 1",
+               self.alternate_every)
         for name in ("full_epochs_after_milestone", "warmup_full_epochs"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 0:
-                raise ValueError(f"ScheduleConfig.{name} must be an integer >= 0, got {value!r}")
-        if self.epoch_probabilities is not None:
-            if self.policy != "bernoulli":
-                raise ValueError(f"ScheduleConfig.epoch_probabilities needs policy 'bernoulli', got {self.policy!r}")
-            if not self.epoch_probabilities or any(not 0.0 <= q <= 1.0 for q in self.epoch_probabilities):
-                raise ValueError(
-                    f"ScheduleConfig.epoch_probabilities must be a non-empty list of values in [0, 1], "
-                    f"got {self.epoch_probabilities!r}"
-                )
-
-    def full_only_epoch(self, epoch: int) -> bool:
-        """True when ``epoch`` is a warm-up epoch or one of the N epochs from an LR milestone on."""
-        if epoch < self.warmup_full_epochs:
-            return True
-        return any(m <= epoch < m + self.full_epochs_after_milestone for m in self.lr_milestones_epochs)
+            _check(_is_int(value) and value >= 0, name, "an integer >= 0", value)
+        _check(all(_is_probability(q) for q in self.epoch_probabilities), "epoch_probabilities",
+               "a list of numbers in [0, 1]", list(self.epoch_probabilities))
+        _check(not self.epoch_probabilities or self.policy == "bernoulli", "epoch_probabilities",
+               f"an empty list unless policy is 'bernoulli' (policy is {self.policy!r})",
+               list(self.epoch_probabilities))
 
 
 class ModeSchedule:
     """Per-step modes for one training run: ``mode(epoch, step)`` is "full" or "low".
 
-    ``seed`` is the run's seed; the same (config, seed) always gives the same modes.
+    ``seed`` is the run's seed and ``lr_milestones_epochs`` the optimiser's LR milestones (each
+    starts ``config.full_epochs_after_milestone`` full-only epochs); the same arguments always
+    give the same modes.
     """
 
-    def __init__(self, config: ScheduleConfig, seed: int) -> None:
+    def __init__(self, config: ScheduleConfig, seed: int, *, lr_milestones_epochs=()) -> None:
         if not _is_int(seed):
             raise ValueError(f"ModeSchedule seed must be an integer, got {seed!r}")
+        milestones = lr_milestones_epochs
+        if not isinstance(milestones, (list, tuple)) or any(not _is_int(m) or m < 0 for m in milestones):
+            raise ValueError(f"lr_milestones_epochs: expected a list of integers >= 0, got {milestones!r}")
         self.config = config
         self.seed = seed
+        self.lr_milestones_epochs: tuple[int, ...] = tuple(milestones)
 
     def __repr__(self) -> str:
-        return f"ModeSchedule({self.config!r}, seed={self.seed})"
+        return f"ModeSchedule({self.config!r}, seed={self.seed}, lr_milestones_epochs={self.lr_milestones_epochs})"
+
+    def full_only_epoch(self, epoch: int) -> bool:
+        """True when ``epoch`` is a warm-up epoch or one of the N epochs from an LR milestone on."""
+        if epoch < self.config.warmup_full_epochs:
+            return True
+        n = self.config.full_epochs_after_milestone
+        return any(m <= epoch < m + n for m in self.lr_milestones_epochs)
 
     def p_for_epoch(self, epoch: int) -> float:
         """Low-mode probability of a step in ``epoch`` (alternate: the fraction 1/k of low steps)."""
@@ -113,9 +124,9 @@ class ModeSchedule:
         cfg = self.config
         if cfg.policy == "none":
             return 0.0
-        if cfg.epoch_probabilities is not None:
+        if cfg.epoch_probabilities:
             return cfg.epoch_probabilities[min(epoch, len(cfg.epoch_probabilities) - 1)]
-        if cfg.full_only_epoch(epoch):
+        if self.full_only_epoch(epoch):
             return 0.0
         return cfg.p if cfg.policy == "bernoulli" else 1.0 / cfg.alternate_every
 

@@ -8,18 +8,17 @@ the two pixel for pixel.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
 import numpy as np
 import torch
-from PIL import Image
 
 from pipeline import augment
-from pipeline.index import DatasetFormatError, SplitIndex
-from pipeline.loader import Batch, Loader
+from pipeline.index import SplitIndex
+from pipeline.loader_base import Batch, Loader
 from pipeline.plan import Planner, StepPlan
 from pipeline.reader import ShardReader
+from preprocess.dataset_format import decode_image
 
 
 class _EpochSteps(torch.utils.data.Dataset):
@@ -48,22 +47,9 @@ def read_batch(reader: ShardReader, resolution: str, positions: np.ndarray) -> t
     labels = np.empty(len(positions), np.int64)
     for i, position in enumerate(positions):
         data, labels[i] = reader.pread_sample(resolution, int(position))
-        images[i] = _decode(data, index.encoding, (h, w, c), lambda: index.describe(resolution, int(position)))
+        images[i] = decode_image(data, index.encoding, (h, w, c),
+                                 lambda: index.describe(resolution, int(position)))
     return images, labels
-
-
-def _decode(data: bytes, encoding: str, shape: tuple[int, int, int], where) -> np.ndarray:
-    if encoding == "raw":
-        return np.frombuffer(data, np.uint8).reshape(shape)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            array = np.asarray(img.convert("L" if shape[2] == 1 else "RGB"))
-    except (OSError, ValueError) as exc:
-        raise DatasetFormatError(f"{where()}: cannot decode {encoding} image ({exc})") from exc
-    array = array.reshape(*array.shape[:2], shape[2])
-    if array.shape != shape:
-        raise DatasetFormatError(f"{where()}: decoded shape {list(array.shape)}, manifest says {list(shape)}")
-    return array
 
 
 class TorchLoader(Loader):

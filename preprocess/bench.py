@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from preprocess.build import BuildConfig, run_build
+from preprocess.build import run_build
+from preprocess.config import BuildConfig
 
 
 def _peak_rss_mb() -> float:

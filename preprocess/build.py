@@ -25,12 +25,13 @@ import numpy as np
 
 from preprocess import state
 from preprocess.config import BuildConfig
-from preprocess.dataset_format import (MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, SPLITS, atomic_write_json,
-                                       sample_key)
+from preprocess.dataset_format import FULL, LOW, RESOLUTIONS, SPLITS, Manifest, ShardEntry, ShardFiles, SplitEntry, \
+    sample_key
 from preprocess.downsample import downsample, method_sigma
 from preprocess.errors import InputError
 from preprocess.shards import channel_sums, write_shard_pair
-from preprocess.sources import Source, open_source
+from preprocess.sources import open_source
+from preprocess.sources.base import Source
 
 __all__ = ["BuildConfig", "BuildResult", "ShardTask", "build_dataset", "plan_shards", "run_build"]
 
@@ -51,7 +52,7 @@ class ShardTask:
 class BuildResult:
     """What a build did: the manifest (None for --part), shard pairs built/kept, bytes, seconds."""
 
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
     built: int = 0
     kept: int = 0
     samples_written: int = 0
@@ -81,8 +82,8 @@ def _build_shard(task: ShardTask) -> dict[str, Any]:
     split = source.splits[task.split]
     full = split.load(task.indices)
     if full.shape[1:] != source.shape:
-        raise InputError(f"{config.input_path()}: image batch has shape {full.shape[1:]}, expected {source.shape}")
-    images = {"full": full, "low": downsample(full, config.ratio, config.method)}
+        raise InputError(f"{_input_name(config)}: image batch has shape {full.shape[1:]}, expected {source.shape}")
+    images = {FULL: full, LOW: downsample(full, config.ratio, config.method)}
     labels = split.labels[task.indices]
     state.remove_stale_temps(out_dir, task.split, task.shard)
     files = write_shard_pair(out_dir, task.split, task.shard, task.indices, labels, images,
@@ -124,25 +125,34 @@ def _mean_std(sums: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
     return mean, [math.sqrt(v) / 255 for v in var]
 
 
-def _manifest(source: Source, config: BuildConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The manifest (fields documented in dataset_format.load_manifest) from all shard sidecars."""
+def _manifest(source: Source, config: BuildConfig, records: list[dict[str, Any]]) -> Manifest:
+    """The manifest (see dataset_format.Manifest) from all shard sidecars."""
     records = sorted(records, key=lambda r: (SPLITS.index(r["split"]), r["shard"]))
     train = [r for r in records if r["split"] == "train"]
-    mean, std = _mean_std([r["sums"]["full"] for r in train])
-    low_mean, low_std = _mean_std([r["sums"]["low"] for r in train])
+    mean, std = _mean_std([r["sums"][FULL] for r in train])
+    low_mean, low_std = _mean_std([r["sums"][LOW] for r in train])
     h, w, c = source.shape
-    shard_fields = ("num_samples", "first_key", "last_key", "full", "low")
-    return {
-        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "dataset": source.name,
-        "classes": list(source.classes), "ratio": config.ratio, "method": config.method,
-        "sigma": method_sigma(config.method, config.ratio), "encoding": config.encoding,
-        "shapes": {"full": [h, w, c], "low": [h // config.ratio, w // config.ratio, c]},
-        "mean": mean, "std": std, "low_mean": low_mean, "low_std": low_std, "seed": config.seed,
-        "config": config.output_config(),
-        "splits": {split: {"num_samples": source.splits[split].num_samples,
-                           "shards": [{k: r[k] for k in shard_fields} for r in records if r["split"] == split]}
-                   for split in SPLITS},
-    }
+
+    def shard(r: dict[str, Any]) -> ShardEntry:
+        files = {res: ShardFiles(**r[res]) for res in RESOLUTIONS}
+        return ShardEntry(num_samples=r["num_samples"], first_key=r["first_key"], last_key=r["last_key"], **files)
+
+    return Manifest(
+        dataset=source.name, classes=tuple(source.classes), ratio=config.ratio, method=config.method,
+        sigma=method_sigma(config.method, config.ratio), encoding=config.encoding,
+        shapes={FULL: (h, w, c), LOW: (h // config.ratio, w // config.ratio, c)},
+        mean=tuple(mean), std=tuple(std), low_mean=tuple(low_mean), low_std=tuple(low_std), seed=config.seed,
+        config=config.output_config(),
+        splits={split: SplitEntry(num_samples=source.splits[split].num_samples,
+                                  shards=tuple(shard(r) for r in records if r["split"] == split))
+                for split in SPLITS},
+    )
+
+
+def _input_name(config: BuildConfig) -> str:
+    """The input path for error messages (the source name for a source that reads none)."""
+    path = config.input_path()
+    return config.source if path is None else str(path)
 
 
 def _check_source(source: Source, config: BuildConfig) -> None:
@@ -150,14 +160,14 @@ def _check_source(source: Source, config: BuildConfig) -> None:
     if h % config.ratio or w % config.ratio:
         raise InputError(f"--ratio: image sides {h}x{w} of {source.name} are not divisible by {config.ratio}")
     if source.splits["train"].num_samples == 0:
-        raise InputError(f"{config.input_path()}: the train split is empty")
+        raise InputError(f"{_input_name(config)}: the train split is empty")
 
 
 def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
     """Build (or resume) the dataset directory of ``config``; see the module docstring."""
     global _WORKER_STATE
     start = time.perf_counter()
-    source = open_source(config)
+    source = open_source(config.source, config.input_path(), **config.source_options())
     _check_source(source, config)
     tasks = plan_shards(source, config)
     out_dir = Path(config.out)
@@ -176,7 +186,7 @@ def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
                 result.records.append(record)
         result.kept = len(result.records)
         bar = _progress_bar(sum(len(t.indices) for t in todo), progress)
-        (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the manifest vouches for all shards: written last
+        (out_dir / Manifest.NAME).unlink(missing_ok=True)  # the manifest vouches for all shards: written last
 
         def on_done(record: dict[str, Any]) -> None:
             result.records.append(record)
@@ -196,7 +206,7 @@ def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
         raise
     if config.part is None:
         result.manifest = _manifest(source, config, result.records)
-        atomic_write_json(out_dir / MANIFEST_NAME, result.manifest)
+        result.manifest.save(out_dir)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -207,8 +217,8 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="img", disable=not enabled, dynamic_ncols=True, leave=False)
 
 
-def build_dataset(config: BuildConfig, *, progress: bool = False) -> dict[str, Any]:
-    """Build the dataset directory of ``config`` and return its manifest.
+def build_dataset(config: BuildConfig, *, progress: bool = False) -> Manifest | dict[str, Any]:
+    """Build the dataset directory of ``config`` and return its ``Manifest``.
 
     With ``config.part`` set no manifest is written; the return value is then
     ``{"part": [I, N], "built": n, "kept": m}``.

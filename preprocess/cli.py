@@ -22,12 +22,6 @@ from preprocess.errors import InputError
 
 EXIT_BAD_INPUT = 2
 EXIT_PROBLEMS = 1
-# Options that only some sources read: naming one for another source is reported, not ignored.
-_SOURCE_OPTIONS = {
-    "label": ("cifar100",), "num_train": ("synthetic",), "num_val": ("synthetic",),
-    "num_classes": ("synthetic",), "val_fraction": ("imagefolder",), "channels": ("synthetic", "imagefolder"),
-    "size": ("synthetic", "imagefolder"), "download": ("cifar10", "cifar100"),
-}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,9 +62,11 @@ def _part(text: str) -> tuple[int, int]:
 
 
 def _add_build(sub) -> None:
+    from preprocess.dataset_format import ENCODINGS
     from preprocess.downsample import METHODS
-    from preprocess.shards import ENCODINGS, TAR_WRITERS
-    from preprocess.sources import SOURCES
+    from preprocess.shards import TAR_WRITERS
+    from preprocess.sources import CHANNELS, SOURCES
+    from preprocess.sources.cifar import LABEL_SETS
 
     p = sub.add_parser("build", help="build a dataset directory of paired full/low shards")
     p.add_argument("--source", required=True, choices=SOURCES)
@@ -86,9 +82,9 @@ def _add_build(sub) -> None:
     p.add_argument("--workers", type=_int_at_least(1), default=1, help="processes (output identical for any N)")
     p.add_argument("--overwrite", action="store_true", help="replace a directory built with another config")
     p.add_argument("--part", type=_part, help="I/N: build only shards k %% N == I, no manifest (job arrays)")
-    p.add_argument("--label", choices=("fine", "coarse"), help="cifar100 labels (default fine)")
+    p.add_argument("--label", choices=LABEL_SETS, help="cifar100 labels (default fine)")
     p.add_argument("--size", type=_int_at_least(1), help="image side: imagefolder resize/crop, synthetic (32)")
-    p.add_argument("--channels", type=int, choices=(1, 3), help="synthetic/imagefolder channels (default 3)")
+    p.add_argument("--channels", type=int, choices=CHANNELS, help="synthetic/imagefolder channels (default 3)")
     p.add_argument("--num-train", type=_int_at_least(1), help="synthetic train samples (default 1024)")
     p.add_argument("--num-val", type=_int_at_least(0), help="synthetic val samples (default 256)")
     p.add_argument("--num-classes", type=_int_at_least(2), help="synthetic classes (default 10)")
@@ -101,6 +97,8 @@ def _add_build(sub) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from preprocess.dataset_format import SPLITS
+
     parser = _Parser(prog="lowmode-preprocess", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -112,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("show", help="write a PNG of full and low images side by side")
     p.add_argument("data")
-    p.add_argument("--split", choices=("train", "val"), default="train")
+    p.add_argument("--split", choices=SPLITS, default="train")
     p.add_argument("--count", type=_int_at_least(1), default=8)
     p.add_argument("--out", default="pairs.png")
     for p in sub.choices.values():  # --debug is accepted after the subcommand too
@@ -121,14 +119,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build_config(args: argparse.Namespace):
-    from preprocess.build import BuildConfig
+    """The BuildConfig of ``build``'s arguments; an option of another source is reported, not ignored."""
+    from preprocess.config import BuildConfig
+    from preprocess.sources import SOURCE_OPTIONS, option_sources
 
-    for option, sources in _SOURCE_OPTIONS.items():
+    options = sorted({option for names in SOURCE_OPTIONS.values() for option in names})
+    for option in options:
         value = getattr(args, option)
-        if value not in (None, False) and args.source not in sources:
-            raise InputError(f"--{option.replace('_', '-')}: only used by source {' or '.join(sources)}, "
-                             f"not {args.source}")
-    optional = {k: getattr(args, k) for k in _SOURCE_OPTIONS if getattr(args, k) is not None}
+        if value not in (None, False) and args.source not in option_sources(option):
+            raise InputError(f"--{option.replace('_', '-')}: only used by source "
+                             f"{' or '.join(option_sources(option))}, not {args.source}")
+    optional = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
     return BuildConfig(source=args.source, out=args.out, input=args.input, ratio=args.ratio, method=args.method,
                        encoding=args.encoding, samples_per_shard=args.samples_per_shard, seed=args.seed,
                        workers=args.workers, overwrite=args.overwrite, part=args.part,
@@ -147,7 +148,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _summary(result) -> str:
     """One line: samples, shards, bytes, seconds, images/s."""
-    total_bytes = sum(r[res]["bytes"] for r in result.records for res in ("full", "low"))
+    from preprocess.dataset_format import RESOLUTIONS
+
+    total_bytes = sum(r[res]["bytes"] for r in result.records for res in RESOLUTIONS)
     samples = sum(r["num_samples"] for r in result.records)
     rate = result.samples_written / result.seconds if result.seconds > 0 else 0.0
     what = "dataset" if result.manifest is not None else "part (no manifest)"

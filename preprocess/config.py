@@ -6,19 +6,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from preprocess.dataset_format import ENCODINGS
 from preprocess.downsample import METHODS
 from preprocess.errors import InputError
-from preprocess.shards import ENCODINGS, TAR_WRITERS
-from preprocess.sources import SOURCES
+from preprocess.shards import TAR_WRITERS
+from preprocess.sources import CHANNELS, INPUT_ONLY_OPTIONS, NO_INPUT, OPTION_DEFAULTS, SOURCE_OPTIONS, SOURCES, \
+    option_sources
+from preprocess.sources.cifar import LABEL_SETS
 
 DEFAULT_INPUTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
-# Fields that define the output bytes (the rest, e.g. workers or part, a rerun may change freely).
+# Fields that define the output bytes for every source (plus the input path and the options the
+# source reads, see output_config); the rest, e.g. workers or part, a rerun may change freely.
 _COMMON_FIELDS = ("source", "ratio", "method", "encoding", "samples_per_shard", "seed")
-_SOURCE_FIELDS = {
-    "cifar100": ("label",),
-    "synthetic": ("channels", "num_classes", "num_train", "num_val"),
-    "imagefolder": ("size", "channels", "val_fraction"),
-}
 
 
 def _check(ok: bool, option: str, expected: str, got: Any) -> None:
@@ -84,43 +83,48 @@ class BuildConfig:
         _check(self.workers >= 1, "workers", "an integer >= 1", self.workers)
         _check(self.part is None or (len(self.part) == 2 and 0 <= self.part[0] < self.part[1]),
                "part", "I/N with 0 <= I < N", self.part)
-        _check(self.label in ("fine", "coarse"), "label", "fine or coarse", self.label)
+        _check(self.label in LABEL_SETS, "label", " or ".join(LABEL_SETS), self.label)
         _check(self.size is None or self.size >= 1, "size", "an integer >= 1", self.size)
         _check(self.tar_writer in TAR_WRITERS, "tar-writer", f"one of {', '.join(TAR_WRITERS)}", self.tar_writer)
-        _check(self.source != "imagefolder" or self.size is not None, "size", "a value for imagefolder", None)
-        _check(self.channels in (1, 3), "channels", "1 or 3", self.channels)
+        _check(self.channels in CHANNELS, "channels", " or ".join(map(str, CHANNELS)), self.channels)
         _check(self.num_classes >= 2, "num-classes", "an integer >= 2", self.num_classes)
         _check(self.num_train >= 1, "num-train", "an integer >= 1", self.num_train)
         _check(self.num_val >= 0, "num-val", "an integer >= 0", self.num_val)
         _check(0 < self.val_fraction < 1, "val-fraction", "a number between 0 and 1 (exclusive)", self.val_fraction)
         _check(1 <= self.jpeg_quality <= 100, "jpeg-quality", "an integer in 1..100", self.jpeg_quality)
-        _check(not self.download or self.source in ("cifar10", "cifar100"), "download",
-               "a CIFAR source (cifar10 or cifar100)", self.source)
-        _check(self.source == "synthetic" or self.input is not None or self.source in DEFAULT_INPUTS
+        for option, value in self.source_options().items():  # an option the source reads, with no default
+            _check(value is not None, option.replace("_", "-"), f"a value for {self.source}", None)
+        _check(not self.download or self.source in option_sources("download"), "download",
+               f"a source that downloads ({' or '.join(option_sources('download'))})", self.source)
+        _check(self.source in NO_INPUT or self.input is not None or self.source in DEFAULT_INPUTS
                or self.download, "input", f"a path for source {self.source}", None)
 
-    def size_or(self, default: int) -> int:
-        return self.size if self.size is not None else default
-
-    def input_path(self) -> Path:
-        """The source input (the default for the source when --input was not given)."""
+    def input_path(self) -> Path | None:
+        """The source input (the source's default when --input was not given; None if it reads none)."""
+        if self.source in NO_INPUT:
+            return None
         if self.input is not None:
             return Path(self.input).expanduser()
         if self.download:
             return Path("~/.cache/lowmode").expanduser() / self.source
         return Path(DEFAULT_INPUTS[self.source])
 
+    def source_options(self) -> dict[str, Any]:
+        """The options the source reads (``SOURCE_OPTIONS``), unset ones resolved to the source's default."""
+        defaults = OPTION_DEFAULTS.get(self.source, {})
+        options = {k: getattr(self, k) for k in SOURCE_OPTIONS[self.source]}
+        return {k: defaults[k] if v is None and k in defaults else v for k, v in options.items()}
+
     def output_config(self) -> dict[str, Any]:
         """The fields that define the output bytes (recorded in the manifest; reruns must match).
 
-        Only fields the source reads are included, with defaults resolved, so ``--size 32`` and
+        Only options the source reads are included, with defaults resolved, so ``--size 32`` and
         the synthetic default give the same config.
         """
         fields = {k: v for k, v in asdict(self).items() if k in _COMMON_FIELDS}
-        fields["input"] = None if self.source == "synthetic" else str(self.input_path().resolve())
-        fields.update({k: getattr(self, k) for k in _SOURCE_FIELDS.get(self.source, ())})
-        if self.source == "synthetic":
-            fields["size"] = self.size_or(32)
+        path = self.input_path()
+        fields["input"] = None if path is None else str(path.resolve())
+        fields.update({k: v for k, v in self.source_options().items() if k not in INPUT_ONLY_OPTIONS})
         if self.encoding == "jpg":
             fields["jpeg_quality"] = self.jpeg_quality
         return fields

@@ -2,36 +2,42 @@
 
 A dataset directory DATA holds::
 
-    DATA/manifest.json                      written last, atomically
+    DATA/manifest.json                      written last, atomically (see ``Manifest``)
     DATA/full/<split>-<k:06d>.tar (+ .idx)  full-resolution samples of shard k
     DATA/low/<split>-<k:06d>.tar  (+ .idx)  the same keys, same order, at 1/ratio resolution
 
-Each sample is two tar members, ``<key>.<encoding>`` (raw HWC uint8 bytes, or png/jpg) and
-``<key>.label`` (8 bytes, little-endian int64). Keys are the sample's zero-padded index within its
-split in the source dataset (``000012345``); shards hold them in a seeded shuffled order.
-Index files are DALI's ``wds2idx`` v1.2 text format, so DALI and the torch loader can seek straight
-to any sample's bytes. See ../shared/DESIGN.md ("Dataset directory").
+Each sample is two tar members, ``<key>.<encoding>`` (raw HWC uint8 bytes, or png/jpg; see
+``encode_image`` / ``decode_image``) and ``<key>.label`` (``LABEL_BYTES`` bytes of ``LABEL_DTYPE``).
+Keys are the sample's zero-padded index within its split in the source dataset (``000012345``);
+shards hold them in a seeded shuffled order. Index files are DALI's ``wds2idx`` v1.2 text format
+(``preprocess.index_format``), so DALI and the torch loader can seek straight to any sample's bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
+import io
 import json
+import math
 import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ClassVar, NoReturn
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "lowmode-dataset"
-MANIFEST_VERSION = 1
-RESOLUTIONS = ("full", "low")
+import numpy as np
+
+from preprocess import files
+
+FULL, LOW = "full", "low"
+RESOLUTIONS = (FULL, LOW)
+"""The two resolutions every shard is stored at (folder names in the dataset directory)."""
 SPLITS = ("train", "val")
+ENCODINGS = ("raw", "png", "jpg")
+"""Image encodings in the tars: raw (C-order HWC uint8 bytes), PNG or JPEG."""
 KEY_DIGITS = 9
 LABEL_EXT = "label"
-LABEL_DTYPE = "<i8"  # 8 raw little-endian bytes: DALI reads it with dtypes=INT64, no text parsing
-INDEX_VERSION = "v1.2"
+LABEL_DTYPE = "<i8"  # raw little-endian int64: DALI reads it with dtypes=INT64, no text parsing
+LABEL_BYTES = np.dtype(LABEL_DTYPE).itemsize
 TAR_BLOCK = 512
 
 
@@ -55,118 +61,188 @@ def shard_paths(resolution: str, split: str, shard: int) -> tuple[str, str]:
     return f"{stem}.tar", f"{stem}.idx"
 
 
-# ----------------------------------------------------------------------------- files
+# ----------------------------------------------------------------------------- image codec
 
 
-def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
+def encode_image(image: np.ndarray, encoding: str, jpeg_quality: int = 95) -> bytes:
+    """Bytes of one uint8 HWC image: raw (C-order HWC), PNG or JPEG (PIL, deterministic settings)."""
+    if encoding == "raw":
+        return np.ascontiguousarray(image).tobytes()
+    from PIL import Image
+
+    pil = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
+    buf = io.BytesIO()
+    if encoding == "png":
+        pil.save(buf, format="PNG", compress_level=6)
+    elif encoding == "jpg":
+        pil.save(buf, format="JPEG", quality=jpeg_quality, subsampling=0, optimize=False)
+    else:
+        raise ValueError(f"--encoding: expected one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    return buf.getvalue()
 
 
-def json_sha256(obj: Any) -> str:
-    """Hex sha256 of ``obj`` as key-sorted JSON: a stable digest of configs and manifests."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+def decode_image(data: bytes, encoding: str, shape: tuple[int, int, int],
+                 where: str | Callable[[], str] = "") -> np.ndarray:
+    """uint8 (H, W, C) array of one sample's image bytes, checked against ``shape``.
 
-
-def file_mode() -> int:
-    """Permission bits for new files: 0o666 minus the process umask (mkstemp alone gives 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write ``obj`` as indented, key-sorted JSON (stable bytes for equal content)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-# ----------------------------------------------------------------------------- index files
-
-
-@dataclass(frozen=True)
-class IndexEntry:
-    """One sample of a shard: its key and, per component extension, (data offset, size) in the tar."""
-
-    key: str
-    components: dict[str, tuple[int, int]]
-
-
-def format_index(entries: list[tuple[str, list[tuple[str, int, int]]]]) -> str:
-    """Render a wds2idx v1.2 index.
-
-    ``entries``: per sample, its key and its components as (extension, data offset, size), in tar
-    order. Each line lists ``<ext> <offset> <size> <member name>`` per component, as DALI's
-    ``wds2idx`` writes it.
+    raw: the bytes reshaped (a read-only view); png/jpg: decoded with PIL and converted to L or
+    RGB by ``shape``'s channel count. ``where`` names the sample in errors (a callable is only
+    evaluated on error). Undecodable bytes or a wrong shape raise DatasetFormatError.
     """
-    lines = [f"{INDEX_VERSION} {len(entries)}"]
-    for key, components in entries:
-        lines.append(" ".join(f"{ext} {off} {size} {key}.{ext}" for ext, off, size in components))
-    return "\n".join(lines) + "\n"
+    def fail(message: str, cause: BaseException | None = None) -> NoReturn:
+        name = where() if callable(where) else where
+        raise DatasetFormatError(f"{name}: {message}" if name else message) from cause
 
+    shape = tuple(shape)
+    if encoding == "raw":
+        if len(data) != math.prod(shape):
+            fail(f"raw image has {len(data)} bytes, expected {math.prod(shape)} for shape {list(shape)} (HWC uint8)")
+        return np.frombuffer(data, np.uint8).reshape(shape)
+    if encoding not in ENCODINGS:
+        fail(f"unknown image encoding {encoding!r}, expected one of {', '.join(ENCODINGS)}")
+    from PIL import Image
 
-def parse_index(path: str | os.PathLike) -> list[IndexEntry]:
-    """Read a wds2idx v1.2 index file; raise DatasetFormatError naming the file on any problem."""
-    path = Path(path)
     try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise DatasetFormatError(f"{path}: cannot read index file ({exc.strerror})") from exc
-    if not lines:
-        raise DatasetFormatError(f"{path}: empty index file, expected a '{INDEX_VERSION} <count>' header")
-    header = lines[0].split()
-    if len(header) != 2 or header[0] != INDEX_VERSION or not header[1].isdigit():
-        raise DatasetFormatError(f"{path}: bad header {lines[0]!r}, expected '{INDEX_VERSION} <count>'")
-    count = int(header[1])
-    if len(lines) - 1 != count:
-        raise DatasetFormatError(f"{path}: header says {count} samples, file lists {len(lines) - 1}")
-    entries = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        fields = line.split()
-        if not fields or len(fields) % 4:
-            raise DatasetFormatError(f"{path}:{lineno}: expected groups of '<ext> <offset> <size> <name>'")
-        key, components = None, {}
-        for i in range(0, len(fields), 4):
-            ext, off, size, name = fields[i : i + 4]
-            if not (off.isdigit() and size.isdigit()):
-                raise DatasetFormatError(f"{path}:{lineno}: offset/size must be integers, got {off!r} {size!r}")
-            stem = name.split(".", 1)[0]
-            if key is None:
-                key = stem
-            elif stem != key:
-                raise DatasetFormatError(f"{path}:{lineno}: members of one sample have keys {key!r} and {stem!r}")
-            components[ext] = (int(off), int(size))
-        entries.append(IndexEntry(key=key, components=components))
-    return entries
+        with Image.open(io.BytesIO(data)) as img:
+            array = np.asarray(img.convert("L" if shape[2] == 1 else "RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        fail(f"cannot decode {encoding} image ({exc})", exc)
+    array = array.reshape(*array.shape[:2], -1)
+    if array.shape != shape:
+        fail(f"decoded shape {list(array.shape)}, manifest says {list(shape)}")
+    return array
 
 
 # ----------------------------------------------------------------------------- manifest
 
 
-def load_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read and sanity-check ``DATA/manifest.json``; unknown format/version is a clear error.
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
-    The manifest (version 1) has these fields::
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class _Fields:
+    """Reads fields of one JSON object, raising DatasetFormatError that names the file and field."""
+
+    def __init__(self, obj: Any, where: str, prefix: str, required: tuple[str, ...], optional: tuple[str, ...] = ()):
+        self.where, self.prefix = where, prefix
+        if not isinstance(obj, dict):
+            self.fail("", "an object", obj)
+        for name in required:
+            if name not in obj:
+                raise DatasetFormatError(f"{where}: missing field {prefix + name!r}")
+        unknown = sorted(set(obj) - set(required) - set(optional))
+        if unknown:
+            raise DatasetFormatError(f"{where}: unknown field {prefix + unknown[0]!r} (not part of manifest "
+                                     f"version {Manifest.VERSION})")
+        self.obj = obj
+
+    def fail(self, name: str, expected: str, got: Any) -> NoReturn:
+        text = repr(got)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        label = self.prefix + name if name else self.prefix.rstrip(".")
+        raise DatasetFormatError(f"{self.where}: field {label!r} must be {expected}, got {text}")
+
+    def get(self, name: str, ok: Callable[[Any], bool], expected: str) -> Any:
+        value = self.obj[name]
+        if not ok(value):
+            self.fail(name, expected, value)
+        return value
+
+    def numbers(self, name: str, count: int, positive: bool = False) -> tuple[float, ...]:
+        what = "positive numbers" if positive else "numbers"
+        return tuple(self.get(name, lambda v: isinstance(v, list) and len(v) == count and all(
+            _is_number(x) and (x > 0 or not positive) for x in v), f"a list of {count} {what} (one per channel)"))
+
+
+@dataclass(frozen=True)
+class ShardFiles:
+    """One resolution of a shard: tar and idx paths (relative to the dataset directory), tar size, sha256s."""
+
+    tar: str
+    idx: str
+    bytes: int
+    sha256: str
+    idx_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tar": self.tar, "idx": self.idx, "bytes": self.bytes, "sha256": self.sha256,
+                "idx_sha256": self.idx_sha256}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, prefix: str) -> ShardFiles:
+        names = ("tar", "idx", "bytes", "sha256", "idx_sha256")
+        f = _Fields(d, where, prefix, names)
+        is_str = lambda v: isinstance(v, str) and v != ""  # noqa: E731
+        return cls(tar=f.get("tar", is_str, "a path"), idx=f.get("idx", is_str, "a path"),
+                   bytes=f.get("bytes", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+                   sha256=f.get("sha256", is_str, "a hex sha256"),
+                   idx_sha256=f.get("idx_sha256", is_str, "a hex sha256"))
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard pair: its sample count, first and last keys, and its files at each resolution."""
+
+    num_samples: int
+    first_key: str
+    last_key: str
+    full: ShardFiles
+    low: ShardFiles
+
+    def files(self, resolution: str) -> ShardFiles:
+        """The files of ``resolution`` ("full" | "low")."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+        return self.full if resolution == FULL else self.low
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_samples": self.num_samples, "first_key": self.first_key, "last_key": self.last_key,
+                FULL: self.full.to_dict(), LOW: self.low.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, prefix: str) -> ShardEntry:
+        f = _Fields(d, where, prefix, ("num_samples", "first_key", "last_key", *RESOLUTIONS))
+        is_key = lambda v: isinstance(v, str)  # noqa: E731
+        return cls(num_samples=f.get("num_samples", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+                   first_key=f.get("first_key", is_key, "a sample key"),
+                   last_key=f.get("last_key", is_key, "a sample key"),
+                   **{r: ShardFiles.from_dict(d[r], where, f"{prefix}{r}.") for r in RESOLUTIONS})
+
+
+@dataclass(frozen=True)
+class SplitEntry:
+    """One split: its sample count and its shards in order."""
+
+    num_samples: int
+    shards: tuple[ShardEntry, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shards", tuple(self.shards))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_samples": self.num_samples, "shards": [s.to_dict() for s in self.shards]}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, prefix: str) -> SplitEntry:
+        f = _Fields(d, where, prefix, ("num_samples", "shards"))
+        shards = f.get("shards", lambda v: isinstance(v, list), "a list of shards")
+        return cls(num_samples=f.get("num_samples", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+                   shards=tuple(ShardEntry.from_dict(s, where, f"{prefix}shards[{i}].") for i, s in enumerate(shards)))
+
+
+_REQUIRED = ("classes", "ratio", "encoding", "shapes", "mean", "std", "splits")
+_OPTIONAL = ("dataset", "method", "sigma", "low_mean", "low_std", "seed", "config")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """``DATA/manifest.json``, version 1: what a dataset directory holds. Typed and immutable.
+
+    The JSON object has these fields::
 
         format, version          "lowmode-dataset", 1
         dataset                  source name, e.g. "fashion-mnist"
@@ -183,22 +259,171 @@ def load_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
           shard                  {"num_samples": n, "first_key": k0, "last_key": kn,
                                   "full": {"tar", "idx", "bytes", "sha256", "idx_sha256"},
                                   "low":  {... same fields ...}}
+
+    It is written as indented, key-sorted JSON (``save``), so equal manifests have equal bytes.
+    ``from_dict(d).to_dict() == d`` for every valid v1 dict: the optional fields (dataset, method,
+    sigma, low_mean, low_std, seed, config) default to None and, when absent from the JSON read,
+    stay absent when written (``omitted``). Unknown fields are an error, not silently dropped.
     """
-    path = Path(data_dir) / MANIFEST_NAME
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise DatasetFormatError(f"{path}: no manifest; build the dataset with 'lowmode-preprocess build'") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetFormatError(f"{path}: unreadable manifest ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise DatasetFormatError(f"{path}: field 'format' must be {MANIFEST_FORMAT!r}")
-    if manifest.get("version") != MANIFEST_VERSION:
-        raise DatasetFormatError(
-            f"{path}: manifest version {manifest.get('version')!r} is not supported "
-            f"(this lowmode reads version {MANIFEST_VERSION}); rebuild with this version's lowmode-preprocess"
+
+    FORMAT: ClassVar[str] = "lowmode-dataset"
+    VERSION: ClassVar[int] = 1
+    NAME: ClassVar[str] = "manifest.json"
+
+    classes: tuple[str, ...]
+    ratio: int
+    encoding: str
+    shapes: dict[str, tuple[int, int, int]]
+    """{"full": (H, W, C), "low": (H/r, W/r, C)}; see ``shape(resolution)``."""
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    splits: dict[str, SplitEntry]
+    dataset: str | None = None
+    method: str | None = None
+    sigma: float | None = None
+    low_mean: tuple[float, ...] | None = None
+    low_std: tuple[float, ...] | None = None
+    seed: int | None = None
+    config: dict[str, Any] | None = None
+    """The build config's output-defining fields (``preprocess.config.BuildConfig.output_config``)."""
+    omitted: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    """Optional fields that were absent from the JSON this manifest was read from (kept absent)."""
+
+    def __post_init__(self) -> None:
+        # Lists (as JSON gives them) become tuples: the manifest is a value, not shared mutable state.
+        for name in ("classes", "mean", "std", "low_mean", "low_std"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "shapes", {r: tuple(s) for r, s in self.shapes.items()})
+        object.__setattr__(self, "splits", dict(self.splits))
+        object.__setattr__(self, "omitted", frozenset(self.omitted))
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        """Image channels C (the same at both resolutions)."""
+        return self.shapes[FULL][2]
+
+    def shape(self, resolution: str) -> tuple[int, int, int]:
+        """(H, W, C) of an image at ``resolution`` ("full" | "low")."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+        return self.shapes[resolution]
+
+    def fingerprint(self) -> str:
+        """sha256 over the shard hashes, shapes, statistics and classes (independent of the path).
+
+        Stored in checkpoints to refuse resuming on a different dataset; its definition must not change.
+        """
+        d = self.to_dict()
+        return files.json_sha256({k: d.get(k) for k in ("splits", "shapes", "ratio", "mean", "std", "classes")})
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """The v1 JSON object (fresh containers: mutating it does not touch the manifest)."""
+        d: dict[str, Any] = {
+            "format": self.FORMAT, "version": self.VERSION, "classes": list(self.classes), "ratio": self.ratio,
+            "encoding": self.encoding, "shapes": {r: list(s) for r, s in self.shapes.items()},
+            "mean": list(self.mean), "std": list(self.std),
+            "splits": {name: split.to_dict() for name, split in self.splits.items()},
+        }
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is None and name in self.omitted:
+                continue
+            d[name] = list(value) if isinstance(value, tuple) else copy.deepcopy(value)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = NAME) -> Manifest:
+        """Validate a v1 JSON object; DatasetFormatError names ``where`` (the file) and the field."""
+        if not isinstance(d, dict) or d.get("format") != cls.FORMAT:
+            got = d.get("format") if isinstance(d, dict) else d
+            raise DatasetFormatError(f"{where}: field 'format' must be {cls.FORMAT!r}, got {got!r}")
+        if d.get("version") != cls.VERSION:
+            raise DatasetFormatError(
+                f"{where}: manifest version {d.get('version')!r} is not supported "
+                f"(this lowmode reads version {cls.VERSION}); rebuild with this version's lowmode-preprocess"
+            )
+        f = _Fields(d, where, "", _REQUIRED, ("format", "version", *_OPTIONAL))
+        shapes = _shapes(f)
+        channels = shapes[FULL][2]
+        optional: dict[str, Any] = {}
+        checks = {
+            "dataset": (lambda v: isinstance(v, str), "a source name"),
+            "method": (lambda v: isinstance(v, str), "a downsampling method name"),
+            "sigma": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+            "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+            "config": (lambda v: isinstance(v, dict), "an object (the build config)"),
+        }
+        for name in _OPTIONAL:
+            if d.get(name) is None:
+                continue
+            if name in ("low_mean", "low_std"):
+                optional[name] = f.numbers(name, channels)
+            else:
+                optional[name] = copy.deepcopy(f.get(name, *checks[name]))
+        splits = f.get("splits", lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+                       "an object {split: {...}}")
+        return cls(
+            classes=tuple(f.get("classes", lambda v: isinstance(v, list) and v != [] and all(
+                isinstance(c, str) for c in v), "a non-empty list of class names")),
+            ratio=f.get("ratio", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+            encoding=f.get("encoding", lambda v: v in ENCODINGS, f"one of {ENCODINGS}"),
+            shapes=shapes,
+            mean=f.numbers("mean", channels),
+            std=f.numbers("std", channels, positive=True),
+            splits={name: SplitEntry.from_dict(s, where, f"splits.{name}.") for name, s in splits.items()},
+            **optional,
+            omitted=frozenset(name for name in _OPTIONAL if name not in d),
         )
-    for field in ("classes", "ratio", "encoding", "shapes", "mean", "std", "splits"):
-        if field not in manifest:
-            raise DatasetFormatError(f"{path}: missing field {field!r}")
-    return manifest
+
+    # ------------------------------------------------------------------ files
+
+    @classmethod
+    def load(cls, data_dir: str | os.PathLike) -> Manifest:
+        """Read and validate ``DATA/manifest.json``; any problem is a DatasetFormatError naming the file."""
+        path = Path(data_dir) / cls.NAME
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise DatasetFormatError(f"{path}: no manifest; build the dataset with 'lowmode-preprocess build'") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DatasetFormatError(f"{path}: unreadable manifest ({exc})") from exc
+        return cls.from_dict(d, str(path))
+
+    def save(self, data_dir: str | os.PathLike) -> Path:
+        """Validate, then atomically write ``DATA/manifest.json``; returns its path."""
+        path = Path(data_dir) / self.NAME
+        d = self.to_dict()
+        Manifest.from_dict(d, str(path))
+        files.atomic_write_json(path, d)
+        return path
+
+
+def _shapes(f: _Fields) -> dict[str, tuple[int, int, int]]:
+    shapes = f.get("shapes", lambda v: isinstance(v, dict) and set(v) == set(RESOLUTIONS),
+                   '{"full": [H, W, C], "low": [H, W, C]}')
+    out = {}
+    for r in RESOLUTIONS:
+        value = shapes[r]
+        if not (isinstance(value, list) and len(value) == 3 and all(_is_int(v) for v in value)):
+            f.fail(f"shapes.{r}", "[H, W, C]", value)
+        if min(value) < 1:
+            f.fail(f"shapes.{r}", "positive [H, W, C]", value)
+        out[r] = tuple(value)
+    if out[FULL][2] != out[LOW][2]:
+        f.fail("shapes.low", f"[H, W, {out[FULL][2]}] (the channels of shapes.full)", shapes[LOW])
+    return out
+
+
+def load_manifest(data_dir: str | os.PathLike) -> Manifest:
+    """``Manifest.load(data_dir)``: read and validate ``DATA/manifest.json``."""
+    return Manifest.load(data_dir)

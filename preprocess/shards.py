@@ -13,48 +13,17 @@ import hashlib
 import io
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from preprocess.dataset_format import (LABEL_DTYPE, LABEL_EXT, TAR_BLOCK, file_mode, format_index, sample_key,
-                                       shard_paths)
+from preprocess.dataset_format import (LABEL_BYTES, LABEL_DTYPE, LABEL_EXT, TAR_BLOCK, ShardFiles, encode_image,
+                                       sample_key, shard_paths)
+from preprocess.files import file_mode
+from preprocess.index_format import format_index
 from preprocess.tarpack import TAR_MODE, TAR_MTIME, TAR_OWNER, pack_fixed, pack_variable, padded
 
-ENCODINGS = ("raw", "png", "jpg")
 TAR_WRITERS = ("fast", "webdataset")
-
-
-@dataclass(frozen=True)
-class ShardFiles:
-    """What was written for one resolution of a shard (paths relative to the dataset directory)."""
-
-    tar: str
-    idx: str
-    bytes: int
-    sha256: str
-    idx_sha256: str
-
-    def to_dict(self) -> dict:
-        return {"tar": self.tar, "idx": self.idx, "bytes": self.bytes, "sha256": self.sha256,
-                "idx_sha256": self.idx_sha256}
-
-
-def encode_image(image: np.ndarray, encoding: str, jpeg_quality: int = 95) -> bytes:
-    """Bytes of one uint8 HWC image: raw (C-order HWC), PNG or JPEG (PIL, deterministic settings)."""
-    if encoding == "raw":
-        return np.ascontiguousarray(image).tobytes()
-    pil = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
-    buf = io.BytesIO()
-    if encoding == "png":
-        pil.save(buf, format="PNG", compress_level=6)
-    elif encoding == "jpg":
-        pil.save(buf, format="JPEG", quality=jpeg_quality, subsampling=0, optimize=False)
-    else:
-        raise ValueError(f"--encoding: expected one of {', '.join(ENCODINGS)}, got {encoding!r}")
-    return buf.getvalue()
 
 
 def tar_with_webdataset(keys: list[str], label_rows: np.ndarray, payloads: list[bytes], ext: str):
@@ -88,7 +57,7 @@ def shard_bytes(keys: list[str], labels: np.ndarray, images: np.ndarray, encodin
     ``tar_writer``: "fast" (tarpack, same bytes) or "webdataset" (``TarWriter``).
     """
     n = len(keys)
-    label_rows = np.ascontiguousarray(labels, dtype=LABEL_DTYPE).view(np.uint8).reshape(n, 8)
+    label_rows = np.ascontiguousarray(labels, dtype=LABEL_DTYPE).view(np.uint8).reshape(n, LABEL_BYTES)
     if tar_writer == "webdataset":
         payloads = [encode_image(img, encoding, jpeg_quality) for img in images]
         data, entries = tar_with_webdataset(keys, label_rows, payloads, encoding)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from preprocess.dataset_format import RESOLUTIONS, load_manifest
+from preprocess.dataset_format import FULL, LOW, RESOLUTIONS, Manifest
 from preprocess.errors import InputError
 from preprocess.reader import read_split
 
@@ -23,14 +23,15 @@ _LABEL_PX = 14  # height of the caption strip
 
 def dataset_info(data_dir: str | Path) -> dict[str, Any]:
     """Summary of a dataset directory (the manifest minus per-shard details, plus sizes)."""
-    manifest = load_manifest(data_dir)
+    manifest = Manifest.load(data_dir)
     keep = ("dataset", "classes", "ratio", "method", "sigma", "encoding", "shapes", "mean", "std",
             "low_mean", "low_std", "seed")
-    info = {k: manifest.get(k) for k in keep}
+    info = {k: getattr(manifest, k) for k in keep}
+    info["shapes"] = dict(manifest.shapes)
     info["path"] = str(data_dir)
-    info["splits"] = {split: {"num_samples": s["num_samples"], "num_shards": len(s["shards"])}
-                      for split, s in manifest["splits"].items()}
-    info["bytes"] = {r: sum(sh[r]["bytes"] for s in manifest["splits"].values() for sh in s["shards"])
+    info["splits"] = {split: {"num_samples": s.num_samples, "num_shards": len(s.shards)}
+                      for split, s in manifest.splits.items()}
+    info["bytes"] = {r: sum(sh.files(r).bytes for s in manifest.splits.values() for sh in s.shards)
                      for r in RESOLUTIONS}
     return info
 
@@ -62,13 +63,13 @@ def _to_rgb(image: np.ndarray, side: int) -> Image.Image:
 
 def write_pairs_png(data_dir: str | Path, split: str, count: int, out: str | Path) -> Path:
     """Write a PNG with one row per sample: full image, then low image, both at the same display size."""
-    manifest = load_manifest(data_dir)
-    if split not in manifest["splits"]:
+    manifest = Manifest.load(data_dir)
+    if split not in manifest.splits:
         raise InputError(f"--split: {data_dir} has no split {split!r}")
-    full_h = manifest["shapes"]["full"][0]
+    full_h = manifest.shape(FULL)[0]
     side = full_h * max(1, round(_DISPLAY_PX / full_h))
-    pairs = list(zip(read_split(data_dir, manifest, split, "full", count),
-                     read_split(data_dir, manifest, split, "low", count)))
+    pairs = list(zip(read_split(data_dir, manifest, split, FULL, count),
+                     read_split(data_dir, manifest, split, LOW, count)))
     if not pairs:
         raise InputError(f"--split: split {split!r} of {data_dir} is empty")
     canvas = Image.new("RGB", (2 * side + 12, len(pairs) * (side + _LABEL_PX + 6)), "white")
@@ -77,7 +78,7 @@ def write_pairs_png(data_dir: str | Path, split: str, count: int, out: str | Pat
         y = row * (side + _LABEL_PX + 6)
         canvas.paste(_to_rgb(full, side), (4, y + _LABEL_PX))
         canvas.paste(_to_rgb(low, side), (side + 8, y + _LABEL_PX))
-        draw.text((4, y + 1), f"{key} {manifest['classes'][label]}  (full | low 1/{manifest['ratio']})", fill="black")
+        draw.text((4, y + 1), f"{key} {manifest.classes[label]}  (full | low 1/{manifest.ratio})", fill="black")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)

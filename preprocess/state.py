@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from preprocess.dataset_format import (MANIFEST_NAME, RESOLUTIONS, atomic_write_json, json_sha256, sha256_file,
-                                       shard_stem)
+from preprocess.dataset_format import RESOLUTIONS, DatasetFormatError, Manifest, shard_stem
+from preprocess.files import atomic_write_json, json_sha256, sha256_file
 from preprocess.errors import InputError
 
 BUILD_DIR = ".build"
@@ -32,19 +32,20 @@ def sidecar_path(out_dir: Path, split: str, shard: int) -> Path:
 
 
 def _recorded_config(out_dir: Path) -> dict[str, Any] | None:
-    """The config a previous build recorded in ``out_dir``, or None if there is none."""
-    for path, field in ((out_dir / BUILD_DIR / CONFIG_NAME, None), (out_dir / MANIFEST_NAME, "config")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        return data.get(field) if field else data
-    return None
+    """The config a previous build recorded in ``out_dir`` (sidecar folder, else manifest), or None."""
+    try:
+        return json.loads((out_dir / BUILD_DIR / CONFIG_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        pass
+    try:
+        return Manifest.load(out_dir).config
+    except DatasetFormatError:
+        return None
 
 
 def remove_build_outputs(out_dir: Path) -> None:
     """Delete what a build writes (manifest, full/, low/, .build/); leave other files alone."""
-    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
+    (out_dir / Manifest.NAME).unlink(missing_ok=True)
     for name in (*RESOLUTIONS, BUILD_DIR):
         shutil.rmtree(out_dir / name, ignore_errors=True)
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 import tarfile
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
-from preprocess.dataset_format import (LABEL_DTYPE, LABEL_EXT, RESOLUTIONS, DatasetFormatError, load_manifest,
-                                       parse_index, sha256_file)
+from preprocess.dataset_format import (FULL, LABEL_BYTES, LABEL_DTYPE, LABEL_EXT, LOW, RESOLUTIONS, DatasetFormatError,
+                                       Manifest, ShardEntry, ShardFiles)
+from preprocess.files import sha256_file
+from preprocess.index_format import parse_index
 
 
 def _tar_samples(path: Path, encoding: str, image_bytes: int | None, problems: list[str]):
@@ -38,8 +38,8 @@ def _tar_samples(path: Path, encoding: str, image_bytes: int | None, problems: l
             components[ext] = (member.offset_data, member.size)
             if ext == LABEL_EXT:
                 data = tar.extractfile(member).read()
-                if len(data) != 8:
-                    problems.append(f"{path}: {member.name} has {len(data)} bytes, expected 8 (int64)")
+                if len(data) != LABEL_BYTES:
+                    problems.append(f"{path}: {member.name} has {len(data)} bytes, expected {LABEL_BYTES} (int64)")
                     continue
                 samples[-1] = (key, int(np.frombuffer(data, dtype=LABEL_DTYPE)[0]), components)
             elif image_bytes is not None and member.size != image_bytes:
@@ -47,49 +47,49 @@ def _tar_samples(path: Path, encoding: str, image_bytes: int | None, problems: l
     return samples
 
 
-def _check_files(data_dir: Path, files: dict[str, Any], problems: list[str]) -> bool:
+def _check_files(data_dir: Path, files: ShardFiles, problems: list[str]) -> bool:
     """Existence, size and sha256 of a shard's tar and idx; False if the tar is unusable."""
-    tar, idx = data_dir / files["tar"], data_dir / files["idx"]
+    tar, idx = data_dir / files.tar, data_dir / files.idx
     ok = True
-    for path, sha_field in ((tar, "sha256"), (idx, "idx_sha256")):
+    for path, sha256 in ((tar, files.sha256), (idx, files.idx_sha256)):
         if not path.is_file():
             problems.append(f"{path}: missing")
             ok = False
-        elif sha256_file(path) != files[sha_field]:
+        elif sha256_file(path) != sha256:
             problems.append(f"{path}: sha256 differs from the manifest (corrupt or replaced file)")
-    if tar.is_file() and tar.stat().st_size != files["bytes"]:
-        problems.append(f"{tar}: {tar.stat().st_size} bytes, manifest says {files['bytes']}")
+    if tar.is_file() and tar.stat().st_size != files.bytes:
+        problems.append(f"{tar}: {tar.stat().st_size} bytes, manifest says {files.bytes}")
     return ok
 
 
-def _check_shard_resolution(data_dir: Path, manifest: dict, resolution: str, shard: dict,
+def _check_shard_resolution(data_dir: Path, manifest: Manifest, resolution: str, shard: ShardEntry,
                             problems: list[str]) -> list[tuple[str, int]] | None:
     """Check one resolution of a shard; return its (key, label) list, or None if unreadable."""
-    files = shard[resolution]
+    files = shard.files(resolution)
     if not _check_files(data_dir, files, problems):
         return None
-    tar_path = data_dir / files["tar"]
-    encoding = manifest["encoding"]
-    image_bytes = math.prod(manifest["shapes"][resolution]) if encoding == "raw" else None
+    tar_path = data_dir / files.tar
+    encoding = manifest.encoding
+    image_bytes = math.prod(manifest.shape(resolution)) if encoding == "raw" else None
     try:
         samples = _tar_samples(tar_path, encoding, image_bytes, problems)
     except (tarfile.TarError, OSError) as exc:
         problems.append(f"{tar_path}: not a readable tar ({exc})")
         return None
-    num_classes = len(manifest["classes"])
+    num_classes = manifest.num_classes
     for key, label, components in samples:
         if set(components) != {LABEL_EXT, encoding}:
             problems.append(f"{tar_path}: sample {key} has members {sorted(components)}, "
                             f"expected {LABEL_EXT} and {encoding}")
         if not 0 <= label < num_classes:
             problems.append(f"{tar_path}: sample {key} has label {label}, expected 0..{num_classes - 1}")
-    _check_index(data_dir / files["idx"], samples, problems)
+    _check_index(data_dir / files.idx, samples, problems)
     keys = [key for key, _, _ in samples]
-    if len(keys) != shard["num_samples"]:
-        problems.append(f"{tar_path}: {len(keys)} samples, manifest says {shard['num_samples']}")
-    if keys and (keys[0], keys[-1]) != (shard["first_key"], shard["last_key"]):
+    if len(keys) != shard.num_samples:
+        problems.append(f"{tar_path}: {len(keys)} samples, manifest says {shard.num_samples}")
+    if keys and (keys[0], keys[-1]) != (shard.first_key, shard.last_key):
         problems.append(f"{tar_path}: first/last keys {keys[0]}/{keys[-1]}, "
-                        f"manifest says {shard['first_key']}/{shard['last_key']}")
+                        f"manifest says {shard.first_key}/{shard.last_key}")
     return [(key, label) for key, label, _ in samples]
 
 
@@ -106,35 +106,32 @@ def _check_index(idx_path: Path, samples: list, problems: list[str]) -> None:
         problems.append(f"{idx_path}: does not match its tar (first difference at sample {first})")
 
 
-def _check_split(data_dir: Path, manifest: dict, split: str, problems: list[str]) -> None:
-    info = manifest["splits"].get(split)
-    if info is None:
-        problems.append(f"{data_dir / 'manifest.json'}: no split {split!r}")
-        return
-    for shard in info["shards"]:
+def _check_split(data_dir: Path, manifest: Manifest, split: str, problems: list[str]) -> None:
+    info = manifest.splits[split]
+    for shard in info.shards:
         keys = {r: _check_shard_resolution(data_dir, manifest, r, shard, problems) for r in RESOLUTIONS}
-        if keys["full"] is not None and keys["low"] is not None and keys["full"] != keys["low"]:
-            i = next((i for i, (a, b) in enumerate(zip(keys["full"], keys["low"])) if a != b),
-                     min(len(keys["full"]), len(keys["low"])))
-            problems.append(f"{data_dir / shard['full']['tar']} and {data_dir / shard['low']['tar']}: "
+        if keys[FULL] is not None and keys[LOW] is not None and keys[FULL] != keys[LOW]:
+            i = next((i for i, (a, b) in enumerate(zip(keys[FULL], keys[LOW])) if a != b),
+                     min(len(keys[FULL]), len(keys[LOW])))
+            problems.append(f"{data_dir / shard.full.tar} and {data_dir / shard.low.tar}: "
                             f"keys/labels differ from sample {i} on (full and low must match in order)")
-    total = sum(shard["num_samples"] for shard in info["shards"])
-    if total != info["num_samples"]:
-        problems.append(f"{data_dir / 'manifest.json'}: {split} shards hold {total} samples, "
-                        f"num_samples says {info['num_samples']}")
+    total = sum(shard.num_samples for shard in info.shards)
+    if total != info.num_samples:
+        problems.append(f"{data_dir / Manifest.NAME}: {split} shards hold {total} samples, "
+                        f"num_samples says {info.num_samples}")
 
 
 def verify_dataset(data_dir: str | Path) -> list[str]:
     """Every problem found in the dataset directory (empty list: it is intact), one line each."""
     data_dir = Path(data_dir)
     try:
-        manifest = load_manifest(data_dir)
+        manifest = Manifest.load(data_dir)
     except DatasetFormatError as exc:
         return [str(exc)]
     problems: list[str] = []
-    for split in manifest["splits"]:
+    for split in manifest.splits:
         _check_split(data_dir, manifest, split, problems)
-    listed = {shard[r]["tar"] for info in manifest["splits"].values() for shard in info["shards"] for r in RESOLUTIONS}
+    listed = {shard.files(r).tar for info in manifest.splits.values() for shard in info.shards for r in RESOLUTIONS}
     for resolution in RESOLUTIONS:
         for tar in sorted((data_dir / resolution).glob("*.tar")):
             if f"{resolution}/{tar.name}" not in listed:

@@ -1,69 +1,73 @@
 """Dataset sources: each turns user input into labelled uint8 HWC images per split.
 
 A source is opened (and its input validated) in the main process before anything is written;
-worker processes, forked afterwards, call ``SplitData.load`` for the indices of one shard.
+worker processes, forked afterwards, call ``SplitData.load`` for the indices of one shard
+(``preprocess.sources.base``). Each opener takes its input path and, as keyword arguments,
+exactly the options ``SOURCE_OPTIONS`` lists for it; the CLI and ``BuildConfig`` derive from
+that table which options belong to which source and which define the output bytes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-if TYPE_CHECKING:
-    from preprocess.build import BuildConfig
+from preprocess.sources.base import Source
 
 SOURCES = ("cifar10", "cifar100", "fashion-mnist", "mnist", "imagefolder", "synthetic")
+SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "cifar10": ("download",),
+    "cifar100": ("label", "download"),
+    "fashion-mnist": (),
+    "mnist": (),
+    "imagefolder": ("size", "channels", "val_fraction"),
+    "synthetic": ("size", "channels", "num_classes", "num_train", "num_val"),
+}
+"""The build options each source reads (names of ``BuildConfig`` fields / ``--options``)."""
+INPUT_ONLY_OPTIONS = ("download",)
+"""Options that only fetch the input: they do not change the output bytes (not in the build config)."""
+OPTION_DEFAULTS: dict[str, dict[str, Any]] = {"synthetic": {"size": 32}}
+"""Per source, the value used for an option left unset (None)."""
+NO_INPUT = ("synthetic",)
+"""Sources that generate their images and read no input path."""
+CHANNELS = (1, 3)
+"""Image channels a source can be asked for (``channels``): grayscale or RGB."""
 
 
-@dataclass(frozen=True)
-class SplitData:
-    """One split of a source.
+def option_sources(option: str) -> tuple[str, ...]:
+    """The sources that read ``option``."""
+    return tuple(s for s in SOURCES if option in SOURCE_OPTIONS[s])
 
-    labels: int64 (N,), the label of source sample i (its key is ``sample_key(i)``).
-    load: maps an int64 index array to a uint8 (len, H, W, C) image batch, in that order.
+
+def open_source(source: str, path: Path | None, **options: Any) -> Source:
+    """Open and validate ``source`` at ``path`` (None for generated sources); raises InputError on bad input.
+
+    ``options``: exactly the options ``SOURCE_OPTIONS[source]`` lists.
     """
-
-    labels: np.ndarray
-    load: Callable[[np.ndarray], np.ndarray]
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.labels)
-
-
-@dataclass(frozen=True)
-class Source:
-    """A validated dataset: name, class names, image shape (H, W, C) and its splits."""
-
-    name: str
-    classes: tuple[str, ...]
-    shape: tuple[int, int, int]
-    splits: dict[str, SplitData]
-
-
-def array_split(images: np.ndarray, labels: np.ndarray) -> SplitData:
-    """A split held in memory as a uint8 (N, H, W, C) array (shared with forked workers)."""
-    return SplitData(labels=np.asarray(labels, dtype=np.int64), load=lambda idx: images[idx])
-
-
-def open_source(config: BuildConfig) -> Source:
-    """Open and validate the source named by ``config.source``; raises InputError on bad input."""
-    if config.source == "synthetic":
+    if source not in SOURCES:
+        raise ValueError(f"--source: expected one of {', '.join(SOURCES)}, got {source!r}")
+    if set(options) != set(SOURCE_OPTIONS[source]):
+        raise TypeError(f"source {source} takes options {SOURCE_OPTIONS[source]}, got {tuple(options)}")
+    if source == "synthetic":
         from preprocess.sources.synthetic import open_synthetic
 
-        return open_synthetic(config)
-    if config.source in ("cifar10", "cifar100"):
-        from preprocess.sources.cifar import open_cifar
+        return open_synthetic(path, **options)
+    if source == "cifar10":
+        from preprocess.sources.cifar import open_cifar10
 
-        return open_cifar(config)
-    if config.source in ("fashion-mnist", "mnist"):
-        from preprocess.sources.idx import open_idx
+        return open_cifar10(path, **options)
+    if source == "cifar100":
+        from preprocess.sources.cifar import open_cifar100
 
-        return open_idx(config)
-    if config.source == "imagefolder":
-        from preprocess.sources.imagefolder import open_imagefolder
+        return open_cifar100(path, **options)
+    if source == "fashion-mnist":
+        from preprocess.sources.idx import open_fashion_mnist
 
-        return open_imagefolder(config)
-    raise ValueError(f"--source: expected one of {', '.join(SOURCES)}, got {config.source!r}")
+        return open_fashion_mnist(path, **options)
+    if source == "mnist":
+        from preprocess.sources.idx import open_mnist
+
+        return open_mnist(path, **options)
+    from preprocess.sources.imagefolder import open_imagefolder
+
+    return open_imagefolder(path, **options)

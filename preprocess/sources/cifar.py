@@ -14,17 +14,16 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from preprocess.errors import InputError
-from preprocess.sources import Source, array_split
 from preprocess.sources.archive import read_folder_files, read_tar_files
+from preprocess.sources.base import Source, array_split
 
-if TYPE_CHECKING:
-    from preprocess.build import BuildConfig
-
+LABEL_SETS = ("fine", "coarse")
+"""CIFAR-100's label sets (``label``): the 100 fine classes or the 20 coarse superclasses."""
 _PIXELS = 32 * 32 * 3
 
 
@@ -134,26 +133,35 @@ def _pretty(source: str) -> str:
     return {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[source]
 
 
-def _download(config: BuildConfig, root: Path) -> None:
+def _download(source: str, root: Path) -> None:
     """Fetch the python-version archive with torchvision (users with internet; tests never call this)."""
     from torchvision import datasets
 
-    cls = datasets.CIFAR10 if config.source == "cifar10" else datasets.CIFAR100
+    cls = datasets.CIFAR10 if source == "cifar10" else datasets.CIFAR100
     for train in (True, False):
         cls(root=str(root), train=train, download=True)
 
 
-def open_cifar(config: BuildConfig) -> Source:
-    """The CIFAR source of ``config`` (``--label fine|coarse`` picks CIFAR-100's label set)."""
-    path = config.input_path()
-    if config.download:
-        _download(config, path)
+def open_cifar10(path: Path, *, download: bool) -> Source:
+    """CIFAR-10 at ``path`` (``download``: fetch it there with torchvision first)."""
+    return _open_cifar("cifar10", path, "fine", download)
+
+
+def open_cifar100(path: Path, *, label: str, download: bool) -> Source:
+    """CIFAR-100 at ``path`` with the ``label`` set (fine | coarse); ``download`` as for CIFAR-10."""
+    if label not in LABEL_SETS:
+        raise InputError(f"--label: expected one of {', '.join(LABEL_SETS)}, got {label!r}")
+    return _open_cifar("cifar100", path, label, download)
+
+
+def _open_cifar(source: str, path: Path, label: str, download: bool) -> Source:
+    if download:
+        _download(source, path)
     if not path.exists():
-        raise InputError(f"{path}: not found, expected the {_pretty(config.source)} .tar.gz or its extracted folder")
-    layout, files = _find_layout(config.source, path)
-    label = config.label if config.source == "cifar100" else "fine"
+        raise InputError(f"{path}: not found, expected the {_pretty(source)} .tar.gz or its extracted folder")
+    layout, files = _find_layout(source, path)
     classes = _class_names(layout, files, label, f"{path}:{layout.folder}/{layout.meta[0]}")
-    label_key = "labels" if config.source == "cifar10" else f"{label}_labels"
+    label_key = "labels" if source == "cifar10" else f"{label}_labels"
     label_pos = 1 if (layout.label_bytes == 2 and label == "fine") else 0
     splits = {}
     for split, names in (("train", layout.train), ("val", layout.val)):
@@ -170,4 +178,4 @@ def open_cifar(config: BuildConfig) -> Source:
         pixels = np.concatenate([p for p, _ in parts])
         images = np.ascontiguousarray(pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         splits[split] = array_split(images, np.concatenate([lab for _, lab in parts]))
-    return Source(name=config.source, classes=tuple(classes), shape=(32, 32, 3), splits=splits)
+    return Source(name=source, classes=tuple(classes), shape=(32, 32, 3), splits=splits)

@@ -9,15 +9,11 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from preprocess.errors import InputError
-from preprocess.sources import Source, array_split
-
-if TYPE_CHECKING:
-    from preprocess.build import BuildConfig
+from preprocess.sources.base import Source, array_split
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -57,16 +53,24 @@ def parse_idx(path: Path, data: bytes, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def open_idx(config: BuildConfig) -> Source:
-    """The Fashion-MNIST or MNIST source in ``config.input_path()``."""
-    folder = config.input_path()
+def open_fashion_mnist(path: Path) -> Source:
+    """Fashion-MNIST from the folder ``path``."""
+    return _open_idx("fashion-mnist", path)
+
+
+def open_mnist(path: Path) -> Source:
+    """MNIST from the folder ``path``."""
+    return _open_idx("mnist", path)
+
+
+def _open_idx(source: str, folder: Path) -> Source:
     if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder, expected the four {_NAMES[config.source]} idx .gz files")
-    classes = CLASSES[config.source]
+        raise InputError(f"{folder}: not a folder, expected the four {_NAMES[source]} idx .gz files")
+    classes = CLASSES[source]
     splits = {}
     for split, (image_stem, label_stem) in FILES.items():
-        image_path, image_data = _read(folder, image_stem, config.source)
-        label_path, label_data = _read(folder, label_stem, config.source)
+        image_path, image_data = _read(folder, image_stem, source)
+        label_path, label_data = _read(folder, label_stem, source)
         images = parse_idx(image_path, image_data, 3)
         labels = parse_idx(label_path, label_data, 1).astype(np.int64)
         if len(labels) != len(images):
@@ -76,4 +80,4 @@ def open_idx(config: BuildConfig) -> Source:
             raise InputError(f"{label_path}: label {int(bad[0])} out of range, expected 0..{len(classes) - 1}")
         splits[split] = array_split(images[..., None], labels)
     height, width = splits["train"].load(np.arange(1)).shape[1:3]
-    return Source(name=config.source, classes=classes, shape=(height, width, 1), splits=splits)
+    return Source(name=source, classes=classes, shape=(height, width, 1), splits=splits)

@@ -9,16 +9,12 @@ workers); an unreadable one stops the build with an error naming it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from preprocess.errors import InputError
-from preprocess.sources import Source, SplitData
-
-if TYPE_CHECKING:
-    from preprocess.build import BuildConfig
+from preprocess.sources.base import Source, SplitData
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 _SPLIT_SEED = 20240101  # fixed: the val draw must not depend on the shuffle seed
@@ -74,12 +70,10 @@ def _listing(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
-def open_imagefolder(config: BuildConfig) -> Source:
-    """The image-folder source at ``config.input_path()``."""
-    root = config.input_path()
+def open_imagefolder(root: Path, *, size: int, channels: int, val_fraction: float) -> Source:
+    """The image folder ``root``, images resized and centre-cropped to ``size`` with ``channels``."""
     if not root.is_dir():
         raise InputError(f"{root}: not a folder, expected {root}/<class>/<image> (or train/ and val/ inside)")
-    size, channels = config.size, config.channels
     if (root / "train").is_dir() and (root / "val").is_dir():
         classes = [d.name for d in _class_dirs(root / "train")]
         unknown = [d.name for d in _class_dirs(root / "val") if d.name not in classes]
@@ -91,7 +85,7 @@ def open_imagefolder(config: BuildConfig) -> Source:
         lists = {"train": ([], []), "val": ([], [])}
         for label, name in enumerate(classes):
             found = _images(root / name)
-            n_val = int(round(config.val_fraction * len(found))) if len(found) > 1 else 0
+            n_val = int(round(val_fraction * len(found))) if len(found) > 1 else 0
             is_val = np.zeros(len(found), dtype=bool)
             is_val[np.random.default_rng([_SPLIT_SEED, label]).permutation(len(found))[:n_val]] = True
             for path, val in zip(found, is_val):

@@ -10,14 +10,11 @@ independently, in any process, with identical bytes.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 
-from preprocess.sources import Source, SplitData
-
-if TYPE_CHECKING:
-    from preprocess.build import BuildConfig
+from preprocess.sources.base import Source, SplitData
 
 _SPLIT_SALT = {"train": 0x7A41, "val": 0x51E7}
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -102,19 +99,19 @@ def _images_chunk(split: str, index: np.ndarray, labels: np.ndarray, size: int, 
     return pixels.astype(np.uint8)
 
 
-def _split(name: str, num: int, config: BuildConfig) -> SplitData:
-    labels = np.arange(num, dtype=np.int64) % config.num_classes
-    size, channels, classes = config.size_or(32), config.channels, config.num_classes
+def _split(name: str, num: int, size: int, channels: int, num_classes: int) -> SplitData:
+    labels = np.arange(num, dtype=np.int64) % num_classes
     return SplitData(labels=labels,
-                     load=lambda idx: synthetic_images(name, np.asarray(idx), labels[idx], size, channels, classes))
+                     load=lambda idx: synthetic_images(name, np.asarray(idx), labels[idx], size, channels, num_classes))
 
 
-def open_synthetic(config: BuildConfig) -> Source:
-    """The synthetic source for ``config`` (num_train/num_val/size/channels/num_classes)."""
-    size = config.size_or(32)
+def open_synthetic(path: Path | None, *, size: int, channels: int, num_classes: int, num_train: int,
+                   num_val: int) -> Source:
+    """The synthetic source: ``num_train`` + ``num_val`` images of side ``size``; ``path`` is unused."""
     return Source(
         name="synthetic",
-        classes=tuple(f"class{c}" for c in range(config.num_classes)),
-        shape=(size, size, config.channels),
-        splits={"train": _split("train", config.num_train, config), "val": _split("val", config.num_val, config)},
+        classes=tuple(f"class{c}" for c in range(num_classes)),
+        shape=(size, size, channels),
+        splits={"train": _split("train", num_train, size, channels, num_classes),
+                "val": _split("val", num_val, size, channels, num_classes)},
     )

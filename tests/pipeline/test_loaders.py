@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import make_loader
+from pipeline import Manifest, make_loader
 from pipeline.schedule import ModeSchedule, ScheduleConfig
 from tests.integrations import need
 
@@ -45,9 +45,9 @@ def _shard_pixels(data: Path, resolution: str, split: str = "train") -> dict[str
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def _normalise(images: np.ndarray, manifest: dict) -> torch.Tensor:
-    mean = (np.asarray(manifest["mean"]) * 255).astype(np.float32)
-    inv = np.float32(1) / (np.asarray(manifest["std"]) * 255).astype(np.float32)
+def _normalise(images: np.ndarray, manifest: Manifest) -> torch.Tensor:
+    mean = (np.asarray(manifest.mean) * 255).astype(np.float32)
+    inv = np.float32(1) / (np.asarray(manifest.std) * 255).astype(np.float32)
     return torch.from_numpy(((images.astype(np.float32) - mean) * inv).transpose(0, 3, 1, 2).copy())
 
 

@@ -29,15 +29,16 @@ def built(tmp_path_factory):
 
 def test_manifest_fields(built):
     out, manifest = built
-    assert set(manifest) == MANIFEST_FIELDS and json.loads((out / "manifest.json").read_text()) == manifest
-    assert manifest["shapes"] == {"full": [8, 8, 3], "low": [4, 4, 3]}
-    assert (manifest["ratio"], manifest["method"], manifest["sigma"], manifest["encoding"]) == (2, "gaussian", 0.5, "raw")
-    assert manifest["classes"] == [f"class{i}" for i in range(10)]
-    train = manifest["splits"]["train"]
-    assert train["num_samples"] == 64 and [s["num_samples"] for s in train["shards"]] == [16] * 4
-    assert manifest["splits"]["val"]["num_samples"] == 16
-    shard = train["shards"][1]
-    assert shard["full"]["tar"] == "full/train-000001.tar" and shard["low"]["idx"] == "low/train-000001.idx"
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert set(on_disk) == MANIFEST_FIELDS and on_disk == manifest.to_dict()
+    assert manifest.shapes == {"full": (8, 8, 3), "low": (4, 4, 3)}
+    assert (manifest.ratio, manifest.method, manifest.sigma, manifest.encoding) == (2, "gaussian", 0.5, "raw")
+    assert manifest.classes == tuple(f"class{i}" for i in range(10))
+    train = manifest.splits["train"]
+    assert train.num_samples == 64 and [s.num_samples for s in train.shards] == [16] * 4
+    assert manifest.splits["val"].num_samples == 16
+    shard = train.shards[1]
+    assert shard.full.tar == "full/train-000001.tar" and shard.low.idx == "low/train-000001.idx"
     assert verify_dataset(out) == []
 
 
@@ -48,8 +49,8 @@ def test_keys_aligned_shuffled_and_complete(built):
     assert sorted(full) == [f"{i:09d}" for i in range(64)] and full != sorted(full)
     expected = np.random.default_rng([0, 0]).permutation(64)  # seeded shuffle, split id 0
     assert full == [f"{i:09d}" for i in expected]
-    for shard in manifest["splits"]["train"]["shards"]:
-        assert shard["first_key"] in full and shard["last_key"] in full
+    for shard in manifest.splits["train"].shards:
+        assert shard.first_key in full and shard.last_key in full
 
 
 def test_low_is_downsampled_full_and_labels(built):
@@ -65,8 +66,8 @@ def test_mean_std_of_train_split(built):
     out, manifest = built
     for resolution, (m, s) in {"full": ("mean", "std"), "low": ("low_mean", "low_std")}.items():
         pixels = np.stack([img for _, img in read_all(out, "train", resolution).values()]) / 255.0
-        np.testing.assert_allclose(manifest[m], pixels.mean(axis=(0, 1, 2)), rtol=1e-12)
-        np.testing.assert_allclose(manifest[s], pixels.std(axis=(0, 1, 2)), rtol=1e-9)
+        np.testing.assert_allclose(getattr(manifest, m), pixels.mean(axis=(0, 1, 2)), rtol=1e-12)
+        np.testing.assert_allclose(getattr(manifest, s), pixels.std(axis=(0, 1, 2)), rtol=1e-9)
 
 
 @pytest.mark.parametrize("options", [["--method", "area", "--ratio", "4", "--encoding", "png"],
@@ -79,7 +80,7 @@ def test_byte_identical_for_any_worker_count(tmp_path, capsys, options):
         hashes.append(tree_hashes(tmp_path / workers))
     assert hashes[0] == hashes[1] and len(hashes[0]) == 2 + 4 * 5 + 5  # manifest, config, 5 shard pairs+sidecars
     manifest = load_manifest(tmp_path / "1")
-    assert manifest["encoding"] == options[options.index("--encoding") + 1]
+    assert manifest.encoding == options[options.index("--encoding") + 1]
     assert verify_dataset(tmp_path / "1") == []
 
 
@@ -98,7 +99,7 @@ def test_different_config_refused_unless_overwrite(tmp_path, capsys):
     code, _, err = run_cli(capsys, *synthetic_args(tmp_path / "d", "--seed", "1"))
     assert code == 2 and err.startswith(f"error: {tmp_path / 'd'}: not empty") and err.count("\n") == 1
     code, _, _ = run_cli(capsys, *synthetic_args(tmp_path / "d", "--seed", "1", "--overwrite"))
-    assert code == 0 and load_manifest(tmp_path / "d")["seed"] == 1 and verify_dataset(tmp_path / "d") == []
+    assert code == 0 and load_manifest(tmp_path / "d").seed == 1 and verify_dataset(tmp_path / "d") == []
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     assert run_cli(capsys, *synthetic_args(tmp_path / "other"))[0] == 2

@@ -14,11 +14,11 @@ def test_real_fashion_mnist(tmp_path):
     need("fmnist")
     manifest = build_dataset(BuildConfig(source="fashion-mnist", input=str(FMNIST_DIR), out=str(tmp_path / "fm"),
                                          samples_per_shard=10_000, workers=2))
-    assert manifest["splits"]["train"]["num_samples"] == 60_000
-    assert manifest["splits"]["val"]["num_samples"] == 10_000
-    assert manifest["shapes"] == {"full": [28, 28, 1], "low": [14, 14, 1]}
-    np.testing.assert_allclose(manifest["mean"], [0.2860], atol=1e-4)  # the published Fashion-MNIST stats
-    np.testing.assert_allclose(manifest["std"], [0.3530], atol=1e-4)
+    assert manifest.splits["train"].num_samples == 60_000
+    assert manifest.splits["val"].num_samples == 10_000
+    assert manifest.shapes == {"full": (28, 28, 1), "low": (14, 14, 1)}
+    np.testing.assert_allclose(manifest.mean, [0.2860], atol=1e-4)  # the published Fashion-MNIST stats
+    np.testing.assert_allclose(manifest.std, [0.3530], atol=1e-4)
 
 
 def test_dali_reads_shards_with_our_index(capsys, tmp_path):
@@ -29,9 +29,9 @@ def test_dali_reads_shards_with_our_index(capsys, tmp_path):
     assert run_cli(capsys, *synthetic_args(data))[0] == 0
     manifest = load_manifest(data)
     for resolution in ("full", "low"):
-        shards = manifest["splits"]["train"]["shards"]
-        tars = [str(data / s[resolution]["tar"]) for s in shards]
-        idxs = [str(data / s[resolution]["idx"]) for s in shards]
+        shards = manifest.splits["train"].shards
+        tars = [str(data / s.files(resolution).tar) for s in shards]
+        idxs = [str(data / s.files(resolution).idx) for s in shards]
 
         @pipeline_def(batch_size=64, num_threads=1, device_id=None)
         def pipe():
@@ -44,7 +44,7 @@ def test_dali_reads_shards_with_our_index(capsys, tmp_path):
         p.build()
         images, labels = p.run()
         expected = list(read_all(data, "train", resolution).values())  # stored order
-        shape = manifest["shapes"][resolution]
+        shape = manifest.shape(resolution)
         for i, (label, image) in enumerate(expected):
             assert int(np.array(labels[i])[0]) == label
             assert np.array_equal(np.array(images[i]).reshape(shape), image)

@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from preprocess.dataset_format import parse_index
+from preprocess.index_format import parse_index
 from preprocess.shards import channel_sums, shard_bytes
 
 

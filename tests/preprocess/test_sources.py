@@ -24,12 +24,12 @@ def test_cifar(capsys, tmp_path, source, version, packed):
     path, truth = write_cifar(tmp_path, source, version, packed)
     out = _build(capsys, tmp_path, source, path, "--samples-per-shard", "4")
     manifest = load_manifest(out)
-    assert manifest["dataset"] == source and manifest["shapes"]["full"] == [32, 32, 3]
-    assert len(manifest["classes"]) == (10 if source == "cifar10" else 100) and manifest["classes"][3] == "fine3"
+    assert manifest.dataset == source and manifest.shape("full") == (32, 32, 3)
+    assert manifest.num_classes == (10 if source == "cifar10" else 100) and manifest.classes[3] == "fine3"
     for split in ("train", "val"):
         pixels, fine, _ = truth[split]
         samples = read_all(out, split, "full")
-        assert len(samples) == len(pixels) == manifest["splits"][split]["num_samples"]
+        assert len(samples) == len(pixels) == manifest.splits[split].num_samples
         for key, (label, image) in samples.items():
             i = int(key)
             assert label == fine[i]
@@ -41,7 +41,7 @@ def test_cifar100_coarse_labels(capsys, tmp_path, version):
     path, truth = write_cifar(tmp_path, "cifar100", version, packed=True)
     out = _build(capsys, tmp_path, "cifar100", path, "--label", "coarse")
     manifest = load_manifest(out)
-    assert manifest["classes"] == [f"coarse{i}" for i in range(20)] and manifest["config"]["label"] == "coarse"
+    assert manifest.classes == tuple(f"coarse{i}" for i in range(20)) and manifest.config["label"] == "coarse"
     labels = {k: lab for k, (lab, _) in read_all(out, "train", "low").items()}
     assert [labels[k] for k in sorted(labels)] == truth["train"][2].tolist()
 
@@ -49,14 +49,14 @@ def test_cifar100_coarse_labels(capsys, tmp_path, version):
 def test_cifar_parent_folder_is_accepted(capsys, tmp_path):
     write_cifar(tmp_path / "downloads", "cifar10", "python", packed=False)
     out = _build(capsys, tmp_path, "cifar10", tmp_path / "downloads")
-    assert load_manifest(out)["splits"]["train"]["num_samples"] == 15
+    assert load_manifest(out).splits["train"].num_samples == 15
 
 
 def test_fashion_mnist_idx(capsys, tmp_path):
     arrays = write_idx(tmp_path / "fm")
     out = _build(capsys, tmp_path, "fashion-mnist", tmp_path / "fm")
     manifest = load_manifest(out)
-    assert manifest["shapes"] == {"full": [28, 28, 1], "low": [14, 14, 1]} and manifest["classes"][9] == "Ankle boot"
+    assert manifest.shapes == {"full": (28, 28, 1), "low": (14, 14, 1)} and manifest.classes[9] == "Ankle boot"
     samples = read_all(out, "val", "full")
     for key, (label, image) in samples.items():
         assert label == arrays["t10k-labels-idx1-ubyte"][int(key)]
@@ -68,8 +68,8 @@ def test_imagefolder_resize_crop_and_val_fraction(capsys, tmp_path):
     wide = write_image(tmp_path / "imgs" / "dog" / "zz_wide.jpg", 48, 32, seed=99)
     out = _build(capsys, tmp_path, "imagefolder", tmp_path / "imgs", "--size", "16", "--val-fraction", "0.4")
     manifest = load_manifest(out)
-    assert manifest["classes"] == ["cat", "dog"] and manifest["shapes"]["full"] == [16, 16, 3]
-    assert manifest["splits"]["train"]["num_samples"] == 3 + 4 and manifest["splits"]["val"]["num_samples"] == 2 + 2
+    assert manifest.classes == ("cat", "dog") and manifest.shape("full") == (16, 16, 3)
+    assert manifest.splits["train"].num_samples == 3 + 4 and manifest.splits["val"].num_samples == 2 + 2
     labels = sorted(lab for lab, _ in read_all(out, "train", "full").values())
     assert labels == [0, 0, 0, 1, 1, 1, 1]
     # the wide JPEG is the last dog file: resized to 24x16, centre-cropped to 16x16
@@ -85,8 +85,8 @@ def test_imagefolder_split_folders_grayscale(capsys, tmp_path):
     out = _build(capsys, tmp_path, "imagefolder", tmp_path / "imgs", "--size", "8", "--channels", "1",
                  "--encoding", "png")
     manifest = load_manifest(out)
-    assert manifest["splits"]["val"]["num_samples"] == 3 and manifest["splits"]["train"]["num_samples"] == 6
-    assert manifest["shapes"]["low"] == [4, 4, 1]
+    assert manifest.splits["val"].num_samples == 3 and manifest.splits["train"].num_samples == 6
+    assert manifest.shape("low") == (4, 4, 1)
     val = read_all(out, "val", "full")
     # keys are indices in (class, file name) order: val holds one image per class
     assert {k: lab for k, (lab, _) in val.items()} == {"000000000": 0, "000000001": 1, "000000002": 2}

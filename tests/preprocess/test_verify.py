@@ -53,15 +53,15 @@ def test_flipped_byte_and_missing_low_shard_both_listed(capsys, data):
 
 def test_reordered_shard(capsys, data):
     manifest = load_manifest(data)
-    shard = manifest["splits"]["train"]["shards"][2]
+    shard = manifest.splits["train"].shards[2]
     samples = list(iter_shard(data, manifest, "low", shard))
     samples = samples[1:] + samples[:1]  # same samples, rotated order: a self-consistent tar and index
     tar_bytes, index_text = shard_bytes([k for k, _, _ in samples], np.array([lab for _, lab, _ in samples]),
                                         np.stack([img for _, _, img in samples]), "raw")
-    (data / shard["low"]["tar"]).write_bytes(tar_bytes)
-    (data / shard["low"]["idx"]).write_text(index_text)
+    (data / shard.low.tar).write_bytes(tar_bytes)
+    (data / shard.low.idx).write_text(index_text)
     code, problems = _verify(capsys, data)
-    low_tar = data / shard["low"]["tar"]
+    low_tar = data / shard.low.tar
     assert code == 1
     assert f"{low_tar}: sha256 differs from the manifest (corrupt or replaced file)" in problems
     assert any(p.startswith(f"{low_tar}: first/last keys") for p in problems)

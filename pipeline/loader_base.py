@@ -1,0 +1,92 @@
+"""What every loader delivers: ``Batch``, and the ``Loader`` base class both implementations share.
+
+Images are float32 N×C×H×W, normalised with the manifest's FULL-resolution mean/std (0..1 scale)
+in both modes, on the requested device; labels int64 (N,). Normalisation is computed as
+``(pixel - 255*mean) * (1 / (255*std))`` in float32 by both loaders, so their pixels are bitwise equal.
+``pipeline.loader.make_loader`` picks an implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.index import SplitIndex
+from pipeline.plan import Planner
+from pipeline.reader import ShardReader
+from preprocess.dataset_format import Manifest
+
+
+@dataclass
+class Batch:
+    """One step's data on one rank."""
+
+    step: int
+    mode: str
+    """The step's mode, ``pipeline.schedule.MODES``: the resolution its images were read at."""
+    images: torch.Tensor
+    """float32 (N, C, H, W), normalised, on the loader's device (channels_last if asked)."""
+    labels: torch.Tensor
+    """int64 (N,), on the loader's device."""
+    keys: list[str]
+
+
+class Loader(abc.ABC):
+    """Per-step batches of one rank; ``epoch(e, start_step)`` may be called repeatedly, in any order."""
+
+    def __init__(self, index: SplitIndex, planner: Planner, device: str | torch.device, channels_last: bool) -> None:
+        self.index = index
+        self.planner = planner
+        self.reader = ShardReader(index)
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+        manifest = index.manifest  # validated: one mean and one std > 0 per channel
+        self.mean_255 = (np.asarray(manifest.mean, np.float64) * 255.0).astype(np.float32)
+        """Per-channel mean on the 0..255 scale (float32)."""
+        self.std_255 = (np.asarray(manifest.std, np.float64) * 255.0).astype(np.float32)
+        """Per-channel std on the 0..255 scale (float32)."""
+        self.inv_std_255 = (np.float32(1.0) / self.std_255).astype(np.float32)
+        """Per-channel 1 / std on the 0..255 scale (float32)."""
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.planner.steps_per_epoch
+
+    @property
+    def num_samples(self) -> int:
+        """Samples in the split (all ranks; after ``max_samples``)."""
+        return self.index.num_samples
+
+    @property
+    def rank_samples(self) -> int:
+        """Samples this rank reads per epoch (train: steps x batch; val: its r::W share)."""
+        return self.planner.rank_samples
+
+    @property
+    def manifest(self) -> Manifest:
+        """The dataset's manifest (classes, shapes, ratio, statistics, ``fingerprint()``)."""
+        return self.index.manifest
+
+    @abc.abstractmethod
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        """Batches of steps start_step..steps_per_epoch-1 of ``epoch``."""
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _to_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        images = images.to(self.device, non_blocking=non_blocking)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, labels.to(self.device, non_blocking=non_blocking)
