@@ -1,1 +1,12 @@
-"""lowmode trainer package."""
+"""lowmode's trainer, in three subpackages (imports point down: run -> report -> method):
+
+- :mod:`trainer.method`: the paper's method — the kernel transform T, the dual-mode model conversion,
+  the BatchNorm policies of low steps, and the model registry;
+- :mod:`trainer.report`: what a run records and how it is read back — the run directory, metrics
+  records, W&B logging, ``lowmode-compare`` and the per-step cost benchmark;
+- :mod:`trainer.run`: one training job — config, build, the step loop, checkpoints, torch.distributed,
+  signals, evaluation.
+
+``python -m trainer`` / ``lowmode-train`` is :mod:`trainer.__main__`; ``python -m trainer.bench`` runs
+:mod:`trainer.report.bench`. See docs/ARCHITECTURE.md.
+"""

@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, build, run; returns the exit code (see module docstring)."""
     args = parse_args(argv)
     from pipeline import DatasetFormatError
-    from trainer.checkpoint import CheckpointError
-    from trainer.config import ConfigError, load_config
-    from trainer.loop import NonFiniteLossError, TrainingStopped
-    from trainer.signals import EXIT_REQUEUE
-    from trainer.train import run_training
+    from trainer.run.checkpoint import CheckpointError
+    from trainer.run.config import ConfigError, load_config
+    from trainer.run.loop import NonFiniteLossError, TrainingStopped
+    from trainer.run.signals import EXIT_REQUEUE
+    from trainer.run.train import run_training
 
     overrides = list(args.overrides)
     if args.check_sync is not None:

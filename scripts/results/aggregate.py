@@ -3,7 +3,7 @@
     .venv/bin/python scripts/results/aggregate.py --json docs/results/fmnist_table.json \
         0:/tmp/results-runs/s0_baseline:/tmp/results-runs/s0_lowmode 1:... 2:...
 
-Each argument is SEED:BASELINE_RUN:LOWMODE_RUN. Uses trainer.compare's own definitions: target = the
+Each argument is SEED:BASELINE_RUN:LOWMODE_RUN. Uses trainer.report.compare's own definitions: target = the
 baseline's final validation accuracy, time = training wall-clock (s, evaluation excluded) at the first
 epoch at or above the target. Because lowmode may never reach that target, the table also gives the
 reverse view: the baseline's time to lowmode's final accuracy (how much sooner a full-only run gets
@@ -15,7 +15,7 @@ import argparse
 import json
 import statistics
 
-from trainer.compare import load_run, time_to_target
+from trainer.report.compare import load_run, time_to_target
 
 
 def seed_row(seed: str, base_dir: str, low_dir: str) -> dict:

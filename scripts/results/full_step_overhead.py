@@ -16,8 +16,8 @@ import time
 import torch
 from torch import nn
 
-from trainer.dualmode import set_mode
-from trainer.models import build_dual_mode_model, build_model
+from trainer.method.dualmode import set_mode
+from trainer.method.models import build_dual_mode_model, build_model
 
 
 def make(dual: bool) -> tuple[nn.Module, torch.optim.Optimizer]:

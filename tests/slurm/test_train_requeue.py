@@ -90,9 +90,9 @@ def _signal_mid_run(jobs: dict[str, str], runs: Path, logs: list[Path]) -> None:
 
 
 def _final_model(run_dir: Path) -> dict[str, torch.Tensor]:
-    from trainer.checkpoint import list_checkpoints, load_checkpoint
+    from trainer.run.checkpoint import CheckpointManager, load_checkpoint
 
-    return load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])["model"]
+    return load_checkpoint(CheckpointManager(run_dir / "checkpoints").existing()[-1])["model"]
 
 
 def test_signalled_jobs_requeue_and_match_uninterrupted_run(tmp_path: Path) -> None:

@@ -133,9 +133,9 @@ def comparable_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     """The model state of the newest checkpoint (written at the end of training)."""
-    from trainer.checkpoint import list_checkpoints, load_checkpoint
+    from trainer.run.checkpoint import CheckpointManager, load_checkpoint
 
-    return load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])["model"]
+    return load_checkpoint(CheckpointManager(run_dir / "checkpoints").existing()[-1])["model"]
 
 
 def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

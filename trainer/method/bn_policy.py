@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from trainer.class_swap import mixin_subclass
+from trainer.method.class_swap import mixin_subclass
 
 BN_POLICIES = ("shared", "separate", "frozen")
 LOW_BUFFERS = ("running_mean_low", "running_var_low", "num_batches_tracked_low")

@@ -4,7 +4,7 @@
 ``apply_blurpool`` does: each selected ``nn.Conv2d`` becomes a :class:`DualModeConv2d` (its
 ``__class__`` is swapped, so parameters, hooks and ``state_dict`` keys stay exactly the original's),
 modules to skip in low mode (the stem max-pool) become pass-through in low mode, and BatchNorm layers
-get the chosen low-mode policy (:mod:`trainer.bn_policy`). In full mode every converted module runs
+get the chosen low-mode policy (:mod:`trainer.method.bn_policy`). In full mode every converted module runs
 its original ``forward``, so outputs are bit-identical to the unconverted model.
 
 The mode is a plain attribute on each converted module, set by :func:`set_mode` /
@@ -27,17 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from trainer.bn_policy import (
+from trainer.method.bn_policy import (
     BN_POLICIES,
     DualModeBatchNormMixin,
     convert_batchnorm,
     load_low_bn_state_dict,
     low_bn_state_dict,
 )
-from trainer.class_swap import mixin_subclass
-from trainer.kernel_pool import pool_kernel, pool_matrix, pooled_size
-
-MODES = ("full", "low")
+from pipeline.schedule import FULL, LOW, MODES
+from trainer.method.class_swap import mixin_subclass
+from trainer.method.kernel_pool import pool_kernel, pool_matrix, pooled_size
 
 # On CPU, a low-mode conv whose pooled kernel is 1×1 runs on a channels_last input (one copy at the
 # first such conv; BN, ReLU and the following convs keep the format, so later ones copy nothing).
@@ -203,7 +202,7 @@ def convert_to_dual_mode(
         kernel_sizes: spatial sizes (both dims must be listed) eligible for pooling.
         skip_in_low: regexes of modules (e.g. the stem max-pool) that pass input through in low
             mode; None means the preset's, or none.
-        bn_policy: "shared" | "separate" | "frozen" (see :mod:`trainer.bn_policy`).
+        bn_policy: "shared" | "separate" | "frozen" (see :mod:`trainer.method.bn_policy`).
         ratio: the input downsampling ratio r, which sets the pooled kernel size.
 
     Warns (``UserWarning``) when no convolution was converted or a skip pattern matched nothing.
@@ -312,7 +311,7 @@ def set_mode(model: nn.Module, mode: str) -> None:
     """Switch every converted module of ``model`` (wrapped or not) to "full" or "low" mode."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    low = mode == "low"
+    low = mode == LOW
     found = False
     for module in _dual_modules(model):
         module.low_mode = low
@@ -327,7 +326,7 @@ def get_mode(model: nn.Module) -> str:
     modes = {module.low_mode for module in _dual_modules(model)}
     if len(modes) > 1:
         raise RuntimeError("dual-mode modules disagree on the mode; use set_mode on the whole model")
-    return "low" if modes == {True} else "full"
+    return LOW if modes == {True} else FULL
 
 
 @contextlib.contextmanager
@@ -347,7 +346,7 @@ def _batch_images(batch) -> torch.Tensor:
         return batch
     if isinstance(batch, (tuple, list)):
         return batch[0]
-    if getattr(batch, "mode", "full") != "full":
+    if getattr(batch, "mode", FULL) != FULL:
         raise ValueError(f"recalibrate_bn needs full-mode batches, got mode {batch.mode!r}")
     return batch.images
 
@@ -367,7 +366,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable, *, max_batches: int | No
              for m in layers]
     was_training = model.training
     used = 0
-    with mode_context(model, "full"):
+    with mode_context(model, FULL):
         for layer in layers:
             layer.reset_running_stats()
             layer.momentum = None

@@ -1,7 +1,7 @@
 """Model registry: CIFAR-style ResNets (torchvision-based) and small CPU ResNets.
 
 All models share torchvision's ResNet attribute names (``conv1``, ``bn1``, ``relu``, ``maxpool``,
-``layer1``…, ``avgpool``, ``fc``), so the conversion presets in :mod:`trainer.dualmode` apply.
+``layer1``…, ``avgpool``, ``fc``), so the conversion presets in :mod:`trainer.method.dualmode` apply.
 
 Stems (``stem=``):
 - ``cifar_maxpool`` (default, the paper's setting): 3×3 stride-1 conv, then a 3×3 stride-2
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from trainer.dualmode import ConversionReport, convert_to_dual_mode
+from trainer.method.dualmode import ConversionReport, convert_to_dual_mode
 
 STEMS = ("cifar_maxpool", "cifar", "imagenet")
 
@@ -94,7 +94,7 @@ def _small_resnet(blocks_per_stage: int, width: int = 16) -> Callable[..., nn.Mo
     return build
 
 
-# name → (builder, dual-mode conversion preset of trainer.dualmode.PRESETS)
+# name → (builder, dual-mode conversion preset of trainer.method.dualmode.PRESETS)
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "resnet18": (_torchvision_resnet(tv_resnet.resnet18), "resnet_basic"),
     "resnet50": (_torchvision_resnet(tv_resnet.resnet50), "resnet_bottleneck"),

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from trainer.dualmode import set_mode
-from trainer.models import MODEL_NAMES, build_dual_mode_model
+from trainer.method.dualmode import set_mode
+from trainer.method.models import MODEL_NAMES, build_dual_mode_model
 
 
 @dataclass(frozen=True)

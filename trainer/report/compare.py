@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.config import tomllib
-from trainer.metrics import read_records, summarize
+from trainer.report.metrics import read_records, summarize
+from trainer.report.rundir import RunDir
 
 
 class CompareError(ValueError):
@@ -48,20 +48,17 @@ class Run:
 
 def load_run(path: str | Path) -> Run:
     """Read RUN/metrics.jsonl (required), RUN/summary.json (else summarised from metrics), RUN/config.toml."""
-    path = Path(path)
-    metrics = path / "metrics.jsonl"
-    if not metrics.is_file():
-        raise CompareError(f"{path}: no metrics.jsonl (is this a lowmode-train run directory?)")
-    records = list(read_records(metrics))
-    summary_path = path / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else summarize(records)
-    policy = "unknown"
-    if (path / "config.toml").is_file():
-        policy = tomllib.loads((path / "config.toml").read_text()).get("schedule", {}).get("policy", "unknown")
+    run_dir = RunDir(path)
+    if not run_dir.metrics.is_file():
+        raise CompareError(f"{run_dir.path}: no {run_dir.metrics.name} (is this a lowmode-train run directory?)")
+    records = list(read_records(run_dir.metrics))
+    summary = run_dir.read_summary() or summarize(records)
+    config = run_dir.read_config() or {}
+    policy = config.get("schedule", {}).get("policy", "unknown")
     epochs = [r for r in records if r.get("kind") == "epoch"]
     if not any(e.get("val_acc") is not None for e in epochs):
-        raise CompareError(f"{path}: no evaluated epoch in metrics.jsonl")
-    return Run(path, summary, epochs, policy, label=path.name)
+        raise CompareError(f"{run_dir.path}: no evaluated epoch in {run_dir.metrics.name}")
+    return Run(run_dir.path, summary, epochs, policy, label=run_dir.path.name)
 
 
 def pick_baseline(runs: list[Run], explicit: str | None) -> Run:

@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterator
 
-MODES = ("full", "low")
+from pipeline.schedule import LOW, MODES
 
 
 class MetricsWriter:
@@ -79,9 +79,9 @@ class EpochAccumulator:
             s = self.sums[mode]
             out[f"train_loss_{mode}"] = s["loss_sum"] / s["count"] if s["count"] else None
             out[f"train_acc_{mode}"] = s["correct"] / s["count"] if s["count"] else None
-        steps = self.sums["full"]["steps"] + self.sums["low"]["steps"]
+        steps = sum(self.sums[mode]["steps"] for mode in MODES)
         out["steps"] = int(steps)
-        out["low_step_fraction"] = self.sums["low"]["steps"] / steps if steps else 0.0
+        out["low_step_fraction"] = self.sums[LOW]["steps"] / steps if steps else 0.0
         return out
 
 
@@ -107,7 +107,7 @@ def summarize(records: list[dict[str, Any]], extra: dict[str, Any] | None = None
         "final_val_loss": evaluated[-1]["val_loss"] if evaluated else None,
         "best_val_acc": max((r["val_acc"] for r in evaluated), default=None),
         "train_wall_s": epochs[-1]["train_wall_s"] if epochs else 0.0,
-        "low_step_fraction": sum(r["mode"] == "low" for r in steps) / len(steps) if steps else 0.0,
+        "low_step_fraction": sum(r["mode"] == LOW for r in steps) / len(steps) if steps else 0.0,
     }
     for mode in MODES:
         times = [r["step_s"] for r in steps if r["mode"] == mode]

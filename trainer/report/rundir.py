@@ -2,10 +2,10 @@
 
     RUN/config.toml        the resolved config (load_config(RUN/config.toml) reproduces the run)
     RUN/env.json           git revision, package versions, world size, device, command line
-    RUN/metrics.jsonl      one JSON object per line, kind "step" or "epoch" (trainer.metrics)
+    RUN/metrics.jsonl      one JSON object per line, kind "step" or "epoch" (trainer.report.metrics)
     RUN/summary.json       final numbers (written at the end of training)
     RUN/status.json        state: running | stopped (requeue, exit 75) | failed | done
-    RUN/checkpoints/       step-<global step>.pt, atomic (trainer.checkpoint)
+    RUN/checkpoints/       step-<global step>.pt, atomic (trainer.run.checkpoint)
 All writes here are rank 0's.
 """
 
@@ -19,9 +19,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
 import tomli_w
 
-from preprocess.dataset_format import atomic_write_bytes, atomic_write_json
+from preprocess.files import atomic_write_bytes, atomic_write_json
+
+__all__ = ["RunDir", "environment", "git_revision", "package_versions", "tomllib"]
 
 PACKAGES = ("lowmode", "torch", "torchvision", "numpy", "nvidia-dali-cuda120", "webdataset", "wandb", "tomli-w")
 
@@ -41,8 +48,19 @@ class RunDir:
     def prepare(self, config_dict: dict[str, Any], env: dict[str, Any]) -> None:
         """Create the directory and write the resolved config and environment (rank 0)."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.config, tomli_w.dumps(config_dict).encode())
+        self.write_config(config_dict)
         atomic_write_json(self.env, env)
+
+    def write_config(self, config_dict: dict[str, Any]) -> None:
+        """RUN/config.toml: the resolved config as TOML (``load_config`` reads it back)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.config, tomli_w.dumps(config_dict).encode())
+
+    def read_config(self) -> dict[str, Any] | None:
+        """RUN/config.toml as a plain dict, None when the run has none."""
+        if not self.config.is_file():
+            return None
+        return tomllib.loads(self.config.read_text())
 
     def write_status(self, state: str, **fields: Any) -> None:
         atomic_write_json(self.status, {"state": state, **fields})
@@ -50,7 +68,10 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.summary, summary)
 
-    def read_summary(self) -> dict[str, Any]:
+    def read_summary(self) -> dict[str, Any] | None:
+        """RUN/summary.json, None before the run has finished."""
+        if not self.summary.is_file():
+            return None
         return json.loads(self.summary.read_text())
 
 

@@ -13,6 +13,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from pipeline.schedule import LOW
+
+WANDB_MODES = ("offline", "online", "disabled")
 EPOCH_METRICS = ("val_acc", "val_loss", "train_loss_full", "train_loss_low", "train_acc_full",
                  "train_acc_low", "low_step_fraction", "epoch")
 
@@ -51,7 +54,7 @@ class WandbLogger:
         if self.run is None:
             return
         values = {k: v for k, v in record.items() if k not in ("kind", "mode", "step")}
-        values["mode_low"] = 1 if record["mode"] == "low" else 0  # numeric, so W&B can chart it
+        values["mode_low"] = 1 if record["mode"] == LOW else 0  # numeric, so W&B can chart it
         self.run.log(values, step=record["step"])
 
     def log_epoch(self, record: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
-"""Build everything a run needs, in the fixed order: model -> dual-mode conversion ->
-device / channels_last -> optional torch.compile -> DDP; then optimiser, LR schedule, loaders.
+"""Build everything a run needs: loaders first (they own the dataset's Manifest), then the model ->
+dual-mode conversion -> device / channels_last -> optional torch.compile -> DDP, then the optimiser and
+LR schedule. Each builder takes only its config section(s).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import numpy as np
 import torch
 
 from pipeline import DatasetFormatError, make_loader
-from pipeline.loader import Loader
+from pipeline.loader_base import Loader
 from pipeline.schedule import ModeSchedule
-from preprocess.dataset_format import json_sha256, load_manifest
-from trainer import distributed
-from trainer.config import ConfigError, TrainConfigRoot
-from trainer.distributed import DistInfo
+from preprocess.dataset_format import Manifest
+from trainer.run import distributed
+from trainer.run.config import ConfigError, DataConfig, ModelConfig, OptimConfig, TrainConfigRoot
+from trainer.run.distributed import DistInfo
 
 log = logging.getLogger("lowmode.train")
 
@@ -40,6 +41,8 @@ class Components:
     recal_loader: Loader | None
     device: torch.device
     conversion: dict[str, Any] | None
+    manifest: Manifest
+    """The dataset's manifest, as the train loader read it."""
 
     def close(self) -> None:
         for loader in (self.train_loader, self.val_loader, self.recal_loader):
@@ -70,68 +73,67 @@ def per_rank_batch(global_batch_size: int, world_size: int) -> int:
     return global_batch_size // world_size
 
 
-def dataset_fingerprint(manifest: dict[str, Any]) -> str:
-    """sha256 over the manifest's shard hashes, shapes and statistics (independent of the path)."""
-    view = {k: manifest.get(k) for k in ("splits", "shapes", "ratio", "mean", "std", "classes")}
-    return json_sha256(view)
+def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Module, dict | None]:
+    """The registry model for the dataset, converted for low mode when ``model.dual_mode`` (report as a
+    dict, else None)."""
+    from trainer.method.dualmode import convert_to_dual_mode
+    from trainer.method.models import build_model, default_preset
 
-
-def build_model(config: TrainConfigRoot, manifest: dict[str, Any]) -> tuple[torch.nn.Module, dict | None]:
-    """The model, converted for low mode when ``model.dual_mode`` (report as a dict, else None)."""
-    from trainer.dualmode import convert_to_dual_mode
-    from trainer.models import build_model as build_registry_model
-    from trainer.models import default_preset
-
-    mc = config.model
-    model = build_registry_model(
-        mc.name,
-        num_classes=mc.num_classes or len(manifest["classes"]),
-        in_channels=mc.in_channels or int(manifest["shapes"]["full"][2]),
-        stem=mc.stem,
-    )
+    in_channels = mc.in_channels or manifest.channels
+    if in_channels != manifest.channels:
+        raise ConfigError(f"model.in_channels: {mc.in_channels}, but the dataset's images have "
+                          f"{manifest.channels} channel(s); use 0 (from the dataset) or {manifest.channels}")
+    num_classes = mc.num_classes or manifest.num_classes
+    if num_classes < manifest.num_classes:
+        raise ConfigError(f"model.num_classes: {mc.num_classes}, but the dataset has {manifest.num_classes} "
+                          f"classes; use 0 (from the dataset) or a value >= {manifest.num_classes}")
+    model = build_model(mc.name, num_classes=num_classes, in_channels=in_channels, stem=mc.stem)
     if not mc.dual_mode:
         return model, None
     preset = default_preset(mc.name) if mc.dual_preset == "auto" else (mc.dual_preset or None)
     report = convert_to_dual_mode(
         model, preset=preset, name_pattern=mc.name_pattern or None, kernel_sizes=mc.kernel_sizes,
-        skip_in_low=mc.skip_in_low or None, bn_policy=mc.bn_policy, ratio=int(manifest["ratio"]),
+        skip_in_low=mc.skip_in_low or None, bn_policy=mc.bn_policy, ratio=manifest.ratio,
     )
     log.info(report.summary())
     return model, report.to_dict()
 
 
-def wrap_model(model: torch.nn.Module, config: TrainConfigRoot, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+def wrap_model(model: torch.nn.Module, mc: ModelConfig, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(train_model, eval_model): device / memory format, then compile, then DDP."""
     model.to(device)
-    if config.model.channels_last:
+    if mc.channels_last:
         model.to(memory_format=torch.channels_last)
-    compiled = torch.compile(model) if config.model.compile else model
+    compiled = torch.compile(model) if mc.compile else model
     return distributed.wrap_ddp(compiled, device), compiled
 
 
 def build_optimizer(model: torch.nn.Module,
-                    config: TrainConfigRoot) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR]:
+                    oc: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR]:
     """SGD + per-epoch MultiStepLR (the scheduler is stepped at each epoch end)."""
-    oc = config.optim
     optimizer = torch.optim.SGD(model.parameters(), lr=oc.lr, momentum=oc.momentum,
                                 weight_decay=oc.weight_decay, nesterov=oc.nesterov)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(oc.lr_milestones_epochs), gamma=oc.lr_gamma)
     return optimizer, scheduler
 
 
-def build_loaders(config: TrainConfigRoot, info: DistInfo, device: torch.device,
-                  schedule: ModeSchedule) -> tuple[Loader, Loader, Loader | None]:
-    """Train (with the mode schedule), val (full mode, every sample once) and the optional
+def mode_schedule(config: TrainConfigRoot) -> ModeSchedule:
+    """The run's mode schedule: the ``schedule`` section, the run's seed and the optimiser's LR milestones."""
+    return ModeSchedule(config.schedule, config.train.seed, lr_milestones_epochs=config.optim.lr_milestones_epochs)
+
+
+def build_loaders(dc: DataConfig, *, batch_size_per_rank: int, seed: int, info: DistInfo, device: torch.device,
+                  schedule: ModeSchedule, channels_last: bool,
+                  recalibrate: bool) -> tuple[Loader, Loader, Loader | None]:
+    """Train (with the mode schedule), val (full mode, every sample once) and, when ``recalibrate``, a
     full-mode train loader for BN re-calibration."""
-    dc, tc = config.data, config.train
-    common = dict(batch_size_per_rank=per_rank_batch(tc.global_batch_size, info.world_size), seed=tc.seed,
-                  rank=info.rank, world_size=info.world_size, device=device, kind=dc.loader,
-                  channels_last=config.model.channels_last, num_workers=dc.num_workers)
+    common = dict(batch_size_per_rank=batch_size_per_rank, seed=seed, rank=info.rank, world_size=info.world_size,
+                  device=device, kind=dc.loader, channels_last=channels_last, num_workers=dc.num_workers)
     try:
         train = make_loader(dc.dir, "train", schedule=schedule, augment=dc.augment, max_samples=dc.max_train_samples, **common)
         val = make_loader(dc.dir, "val", schedule=None, augment=False, **common)
         recal = None
-        if config.model.bn_recalibrate_batches:
+        if recalibrate:
             recal = make_loader(dc.dir, "train", schedule=None, augment=False, max_samples=dc.max_train_samples, **common)
     except DatasetFormatError:
         raise
@@ -142,15 +144,19 @@ def build_loaders(config: TrainConfigRoot, info: DistInfo, device: torch.device,
 
 def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Components:
     """Everything, in the order the module docstring gives."""
-    manifest = load_manifest(config.data.dir)
-    if config.train.num_threads:
-        torch.set_num_threads(config.train.num_threads)
-    seed_everything(config.train.seed, config.train.deterministic)
-    if config.train.precision == "bf16" and device.type != "cuda":
+    tc, mc = config.train, config.model
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    seed_everything(tc.seed, tc.deterministic)
+    if tc.precision == "bf16" and device.type != "cuda":
         raise ConfigError("train.precision: 'bf16' autocast is for GPU runs; use 'fp32' on CPU")
-    model, conversion = build_model(config, manifest)
-    train_model, eval_model = wrap_model(model, config, device)
-    optimizer, scheduler = build_optimizer(model, config)
-    schedule = ModeSchedule(config.schedule_config(), seed=config.train.seed)
-    train, val, recal = build_loaders(config, info, device, schedule)
-    return Components(model, train_model, eval_model, optimizer, scheduler, schedule, train, val, recal, device, conversion)
+    schedule = mode_schedule(config)
+    train, val, recal = build_loaders(
+        config.data, batch_size_per_rank=per_rank_batch(tc.global_batch_size, info.world_size), seed=tc.seed,
+        info=info, device=device, schedule=schedule, channels_last=mc.channels_last,
+        recalibrate=mc.bn_recalibrate_batches > 0)
+    model, conversion = build_run_model(mc, train.manifest)
+    train_model, eval_model = wrap_model(model, mc, device)
+    optimizer, scheduler = build_optimizer(model, config.optim)
+    return Components(model, train_model, eval_model, optimizer, scheduler, schedule, train, val, recal, device,
+                      conversion, train.manifest)

@@ -1,14 +1,22 @@
-"""Atomic, exactly-resumable checkpoints in RUN/checkpoints/step-<global step>.pt.
+"""The checkpoint format, in one place: atomic, exactly-resumable files in RUN/checkpoints/.
 
-A checkpoint holds the model, optimizer and LR-scheduler state, the progress counters (epoch,
-next step in the epoch, global step), the current epoch's metric sums, every rank's RNG states,
-the cumulative training wall-clock, the byte length of RUN/metrics.jsonl at save time (a resume
-truncates the file there, so metrics equal those of an uninterrupted run), the W&B run id, and the
-config hash (trainer.config.TrainConfigRoot.hash) plus the hashed config view, so a checkpoint from
-another configuration is refused naming the differing keys.
+A checkpoint is ``step-<global step, 9 digits>.pt``: a dict with ``format`` = FORMAT, ``version`` =
+VERSION and the STATE_KEYS, which :meth:`trainer.run.loop.Trainer.state_dict` produces and
+:meth:`~trainer.run.loop.Trainer.load_state_dict` consumes:
 
-Everything that is not a tensor is a plain Python value, so ``torch.load(weights_only=True)``
-reads it: a checkpoint is data, never code.
+    model, optimizer, scheduler   state dicts (the model's are the unconverted keys, see dualmode)
+    progress                      {epoch, step_in_epoch (next step to run), global_step, train_wall_s}
+    epoch_sums                    the current epoch's per-mode metric sums (trainer.report.metrics)
+    rng                           every rank's RNG states (rng_state), in rank order
+    metrics_bytes                 byte length of RUN/metrics.jsonl at save time (a resume truncates there)
+    wandb_run_id                  the W&B run to continue (None without W&B)
+    config_hash, hashed_config    TrainConfigRoot.hash() and the view it hashes (refusals name keys)
+    dataset_fingerprint           Manifest.fingerprint() of the dataset trained on
+    world_size                    ranks that wrote it
+
+Everything that is not a tensor is a plain Python value, so ``torch.load(weights_only=True)`` reads
+it: a checkpoint is data, never code. :class:`CheckpointManager` names, writes, prunes, lists and
+chooses checkpoints; nothing else touches the files.
 """
 
 from __future__ import annotations
@@ -23,30 +31,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from preprocess.dataset_format import atomic_write_bytes
-from trainer.config import diff_keys
+from preprocess.files import atomic_write_bytes
+from trainer.run.config import diff_keys
 
 FORMAT = "lowmode-checkpoint"
 VERSION = 1
+STATE_KEYS = ("model", "optimizer", "scheduler", "progress", "epoch_sums", "rng", "metrics_bytes", "wandb_run_id",
+              "config_hash", "hashed_config", "dataset_fingerprint", "world_size")
+PROGRESS_KEYS = ("epoch", "step_in_epoch", "global_step", "train_wall_s")
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used (unreadable, wrong format, or from another config)."""
-
-
-def checkpoint_path(directory: str | Path, global_step: int) -> Path:
-    """Zero-padded so names sort by step."""
-    return Path(directory) / f"step-{global_step:09d}.pt"
-
-
-def list_checkpoints(directory: str | Path) -> list[Path]:
-    """Checkpoint files in ``directory``, oldest first (temp files of interrupted saves ignored)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 # ----------------------------------------------------------------------------- RNG
@@ -82,24 +79,11 @@ def _python_state_to_plain(state: tuple) -> list:
     return [version, list(internal), gauss]
 
 
-# ----------------------------------------------------------------------------- save / load
-
-
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Serialise ``payload`` and write it atomically (temp file + fsync + rename)."""
-    buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def prune_checkpoints(directory: str | Path, keep: int) -> None:
-    """Delete all but the ``keep`` newest checkpoints (after a successful save)."""
-    for old in list_checkpoints(directory)[:-keep]:
-        old.unlink(missing_ok=True)
+# ----------------------------------------------------------------------------- files
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with weights_only=True; CheckpointError when unreadable or foreign."""
+    """Read a checkpoint with weights_only=True; CheckpointError when unreadable, foreign or incomplete."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
@@ -108,27 +92,69 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a lowmode checkpoint (field 'format' != {FORMAT!r})")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r}, this lowmode reads {VERSION}")
+    missing = [k for k in STATE_KEYS if k not in payload]
+    progress = payload.get("progress")
+    if not missing and (not isinstance(progress, dict) or any(k not in progress for k in PROGRESS_KEYS)):
+        missing = [f"progress.{k}" for k in PROGRESS_KEYS if not isinstance(progress, dict) or k not in progress]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     return payload
 
 
-def find_resume_checkpoint(directory: str | Path, resume: str) -> dict[str, Any] | None:
-    """The checkpoint to resume from, or None for a fresh start.
+class CheckpointManager:
+    """The checkpoints of one run directory: ``step-<global step>.pt``, newest ``keep`` kept."""
 
-    ``resume``: "never" (fresh start), "auto" (newest readable checkpoint in ``directory``;
-    corrupt ones are skipped with a warning), or a checkpoint path (must be readable).
-    """
-    if resume == "never":
+    def __init__(self, directory: str | Path, keep: int = 3) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.directory = Path(directory)
+        self.keep = keep
+
+    def path(self, global_step: int) -> Path:
+        """Zero-padded so names sort by step."""
+        return self.directory / f"step-{global_step:09d}.pt"
+
+    def existing(self) -> list[Path]:
+        """Checkpoint files, oldest first (temp files of interrupted saves ignored)."""
+        if not self.directory.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def save(self, state: dict[str, Any]) -> Path:
+        """Write ``state`` (the STATE_KEYS) atomically (temp file + fsync + rename), then prune old files."""
+        missing = [k for k in STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"checkpoint state lacks {missing}")
+        path = self.path(state["progress"]["global_step"])
+        buffer = io.BytesIO()
+        torch.save({"format": FORMAT, "version": VERSION, **state}, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+        for old in self.existing()[:-self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def find_resume(self, resume: str) -> tuple[Path, dict[str, Any]] | None:
+        """(path, state) to resume from, or None for a fresh start.
+
+        ``resume``: "never" (fresh start; CheckpointError if checkpoints exist), "auto" (newest
+        readable checkpoint; corrupt ones are skipped with a warning), or a checkpoint path.
+        """
+        if resume == "never":
+            if self.existing():
+                raise CheckpointError(f"--resume never: {self.directory} already holds checkpoints; "
+                                      "use a new --run-dir or --resume auto")
+            return None
+        if resume != "auto":
+            if not Path(resume).is_file():
+                raise CheckpointError(f"--resume {resume}: no such checkpoint file")
+            return Path(resume), load_checkpoint(resume)
+        for path in reversed(self.existing()):
+            try:
+                return path, load_checkpoint(path)
+            except CheckpointError as exc:
+                warnings.warn(f"skipping checkpoint: {exc}", RuntimeWarning, stacklevel=2)
         return None
-    if resume != "auto":
-        if not Path(resume).is_file():
-            raise CheckpointError(f"--resume {resume}: no such checkpoint file")
-        return load_checkpoint(resume)
-    for path in reversed(list_checkpoints(directory)):
-        try:
-            return load_checkpoint(path)
-        except CheckpointError as exc:
-            warnings.warn(f"skipping checkpoint: {exc}", RuntimeWarning, stacklevel=2)
-    return None
 
 
 def check_compatible(payload: dict[str, Any], config_hash: str, hashed_view: dict[str, Any],

@@ -7,26 +7,32 @@ live in each section's ``__post_init__``. The resolved config is saved as ``RUN/
 Batch size is GLOBAL (``train.global_batch_size``, summed over ranks; the paper's 125 is one GPU):
 each rank gets ``global_batch_size // world_size`` and a size that does not divide is an error, so
 the optimisation never changes silently with the number of ranks. The learning rate is not rescaled.
+
+The ``[schedule]`` section is :class:`pipeline.schedule.ScheduleConfig` itself (one definition); the
+mode schedule takes its LR milestones from ``optim.lr_milestones_epochs``. Choice lists are the owning
+modules' tuples (models, BN policies, loader kinds, devices, precisions, W&B modes, progress modes).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
-import tomli_w
-
+from pipeline.loader import KINDS
 from pipeline.schedule import ScheduleConfig
-from preprocess.dataset_format import json_sha256
+from preprocess.files import json_sha256
+from trainer.method.bn_policy import BN_POLICIES
+from trainer.method.dualmode import PRESETS
+from trainer.method.models import MODEL_NAMES, STEMS
+from trainer.report.rundir import tomllib
+from trainer.report.wandb_logger import WANDB_MODES
+from trainer.run.console import PROGRESS_MODES
+from trainer.run.distributed import DEVICES
+from trainer.run.precision import PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -42,14 +48,22 @@ def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
     _check(value in choices, key, f"one of {choices}", value)
 
 
+def _is_regex(text: str) -> bool:
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network and its dual-mode conversion (trainer.models / trainer.dualmode)."""
+    """Network and its dual-mode conversion (trainer.method.models / trainer.method.dualmode)."""
 
     name: str = "resnet18"
-    """Architecture for trainer.models.build_model: resnet18 | resnet50 | resnet8 | resnet20."""
+    """Architecture (trainer.method.models.MODEL_NAMES): resnet18 | resnet50 | resnet8 | resnet20."""
     stem: str = "cifar_maxpool"
-    """Stem variant passed to build_model (the paper's CIFAR ResNets keep a max-pool after the stem)."""
+    """Stem variant (trainer.method.models.STEMS; the paper's CIFAR ResNets keep a max-pool after the stem)."""
     num_classes: int = 0
     """Output classes; 0 = number of classes in the dataset manifest."""
     in_channels: int = 0
@@ -57,12 +71,12 @@ class ModelConfig:
     dual_mode: bool = True
     """Convert the model for low-mode steps; false for baselines (no wrapper cost at all)."""
     dual_preset: str = "auto"
-    """trainer.dualmode preset (resnet_basic | resnet_bottleneck): "auto" = the model's default
-    (trainer.models.default_preset), "" = none (name_pattern/kernel_sizes select convs)."""
+    """trainer.method.dualmode preset (resnet_basic | resnet_bottleneck): "auto" = the model's default
+    (trainer.method.models.default_preset), "" = none (name_pattern/kernel_sizes select convs)."""
     name_pattern: str = ""
     """Regular expression selecting convolutions by module name ("" = the preset's rule / all)."""
     kernel_sizes: tuple[int, ...] = (3, 5, 7)
-    """Kernel sizes that get a pooled low-mode path (3x3 -> 1x1, 5x5 -> 3x3, 7x7 -> 5x5... see T)."""
+    """Kernel sizes that get a pooled low-mode path (r = 2: 3x3 -> 1x1, 5x5 -> 3x3, 7x7 -> 3x3; see T)."""
     skip_in_low: tuple[str, ...] = ()
     """Regexes of modules bypassed in low mode; empty = the preset's (which drops the stem max-pool)."""
     bn_policy: str = "frozen"
@@ -75,7 +89,13 @@ class ModelConfig:
     """Wrap the model in torch.compile (after conversion, before DDP)."""
 
     def __post_init__(self) -> None:
-        _one_of("model.bn_policy", self.bn_policy, ("frozen", "shared", "separate"))
+        _one_of("model.name", self.name, MODEL_NAMES)
+        _one_of("model.stem", self.stem, STEMS)
+        _one_of("model.dual_preset", self.dual_preset, ("auto", "", *PRESETS))
+        _check(_is_regex(self.name_pattern), "model.name_pattern", "a valid regular expression", self.name_pattern)
+        _check(all(_is_regex(p) for p in self.skip_in_low), "model.skip_in_low", "valid regular expressions",
+               self.skip_in_low)
+        _one_of("model.bn_policy", self.bn_policy, BN_POLICIES)
         _check(self.bn_recalibrate_batches >= 0, "model.bn_recalibrate_batches", "an integer >= 0", self.bn_recalibrate_batches)
         _check(self.num_classes >= 0, "model.num_classes", "an integer >= 0", self.num_classes)
         _check(self.in_channels >= 0, "model.in_channels", "an integer >= 0", self.in_channels)
@@ -99,45 +119,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.dir), "data.dir", "a dataset directory (set it in the preset or with --set data.dir=...)", self.dir)
-        _one_of("data.loader", self.loader, ("torch", "dali"))
+        _one_of("data.loader", self.loader, KINDS)
         _check(self.max_train_samples >= 0, "data.max_train_samples", "an integer >= 0", self.max_train_samples)
         _check(self.num_workers >= 0, "data.num_workers", "an integer >= 0", self.num_workers)
-
-
-@dataclass(frozen=True)
-class ScheduleSection:
-    """Which steps run in low mode (pipeline.schedule); LR milestones come from ``optim``."""
-
-    policy: str = "bernoulli"
-    """bernoulli (the paper) | alternate | none (baseline: every step full)."""
-    p: float = 0.5
-    """Low-mode probability of a step in epochs that allow low mode."""
-    alternate_every: int = 2
-    """alternate policy: every k-th step is low."""
-    full_epochs_after_milestone: int = 4
-    """Full-only epochs starting at each LR milestone (the paper: 4)."""
-    warmup_full_epochs: int = 0
-    """Full-only epochs at the start of training (the paper: 0)."""
-    epoch_probabilities: tuple[float, ...] = ()
-    """Explicit low-mode probability per epoch (overrides p/milestones); empty = not used."""
-
-    def __post_init__(self) -> None:
-        try:
-            self.to_schedule_config(())
-        except ValueError as exc:
-            raise ConfigError(f"schedule: {exc}") from None
-
-    def to_schedule_config(self, lr_milestones_epochs: tuple[int, ...]) -> ScheduleConfig:
-        """The pipeline's ScheduleConfig for this section plus the optimiser's LR milestones."""
-        return ScheduleConfig(
-            policy=self.policy,
-            p=self.p,
-            alternate_every=self.alternate_every,
-            lr_milestones_epochs=tuple(lr_milestones_epochs),
-            full_epochs_after_milestone=self.full_epochs_after_milestone,
-            warmup_full_epochs=self.warmup_full_epochs,
-            epoch_probabilities=self.epoch_probabilities or None,
-        )
 
 
 @dataclass(frozen=True)
@@ -193,11 +177,12 @@ class TrainSection:
         _check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
         _check(self.global_batch_size >= 1, "train.global_batch_size", "an integer >= 1", self.global_batch_size)
         _check(self.seed >= 0, "train.seed", "an integer >= 0", self.seed)
-        _one_of("train.device", self.device, ("auto", "cpu", "cuda"))
-        _one_of("train.precision", self.precision, ("fp32", "bf16"))
+        _one_of("train.device", self.device, DEVICES)
+        _one_of("train.precision", self.precision, PRECISIONS)
         _check(self.num_threads >= 0, "train.num_threads", "an integer >= 0", self.num_threads)
         _check(self.check_sync_every_steps >= 0, "train.check_sync_every_steps", "an integer >= 0", self.check_sync_every_steps)
-        _check(self.dist_timeout_s > 0, "train.dist_timeout_s", "a positive number of seconds", self.dist_timeout_s)
+        _check(0 < self.dist_timeout_s < float("inf"), "train.dist_timeout_s", "a positive, finite number of seconds",
+               self.dist_timeout_s)
         _check(self.eval_every_epochs >= 1, "train.eval_every_epochs", "an integer >= 1", self.eval_every_epochs)
 
 
@@ -232,15 +217,15 @@ class LoggingConfig:
     """Plain log line every N steps (progress = lines)."""
 
     def __post_init__(self) -> None:
-        _one_of("logging.wandb", self.wandb, ("offline", "online", "disabled"))
-        _one_of("logging.progress", self.progress, ("auto", "bar", "lines"))
+        _one_of("logging.wandb", self.wandb, WANDB_MODES)
+        _one_of("logging.progress", self.progress, PROGRESS_MODES)
         _check(self.print_every_steps >= 1, "logging.print_every_steps", "an integer >= 1", self.print_every_steps)
 
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
-    "schedule": ScheduleSection,
+    "schedule": ScheduleConfig,
     "optim": OptimConfig,
     "train": TrainSection,
     "checkpoint": CheckpointConfig,
@@ -260,7 +245,7 @@ class TrainConfigRoot:
 
     model: ModelConfig
     data: DataConfig
-    schedule: ScheduleSection
+    schedule: ScheduleConfig
     optim: OptimConfig
     train: TrainSection
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -274,10 +259,6 @@ class TrainConfigRoot:
         if last >= self.train.epochs:
             raise ConfigError(f"optim.lr_milestones_epochs: {self.optim.lr_milestones_epochs} must be "
                               f"< train.epochs = {self.train.epochs}")
-
-    def schedule_config(self) -> ScheduleConfig:
-        """The pipeline's mode-schedule config (schedule section + LR milestones)."""
-        return self.schedule.to_schedule_config(self.optim.lr_milestones_epochs)
 
     def job_type(self) -> str:
         return self.logging.job_type or ("baseline" if self.schedule.policy == "none" else "lowmode")
@@ -344,8 +325,9 @@ def build_section(name: str, values: dict[str, Any]) -> Any:
         return cls(**kwargs)
     except ConfigError:
         raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a section owned by another package (schedule) names its key
+        message = str(exc)
+        raise ConfigError(message if message.startswith(f"{name}.") else f"{name}: {message}") from None
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -396,11 +378,6 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
         stem = Path(path).stem.removesuffix("_baseline").removesuffix("_lowmode")
         config = dataclasses.replace(config, logging=dataclasses.replace(config.logging, experiment=stem))
     return config
-
-
-def save_config(config: TrainConfigRoot, path: str | Path) -> None:
-    """Write the resolved config as TOML (loadable again with load_config)."""
-    Path(path).write_text(tomli_w.dumps(config.to_dict()))
 
 
 def diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -19,7 +19,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-MODE_CODES = {"full": 0, "low": 1}
+from pipeline.schedule import MODES
+
+DEVICES = ("auto", "cpu", "cuda")
 _timeout = timedelta(seconds=300)  # set by init_distributed (train.dist_timeout_s)
 
 
@@ -64,7 +66,8 @@ def dist_info_from_env() -> DistInfo:
 
 
 def resolve_device(requested: str, info: DistInfo) -> torch.device:
-    """The device of this rank: cuda:LOCAL_RANK on GPU jobs (never a hard-coded cuda:0), else cpu."""
+    """The device of this rank for ``requested`` (one of DEVICES): cuda:LOCAL_RANK on GPU jobs (never a
+    hard-coded cuda:0), else cpu."""
     use_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
     if not use_cuda:
         return torch.device("cpu")
@@ -114,7 +117,7 @@ def check_sync(mode: str, global_step: int, model: torch.nn.Module, device: torc
         return
     with torch.no_grad():
         fingerprint = sum(p.detach().double().sum() for p in model.parameters())
-    local = torch.stack([torch.tensor(float(MODE_CODES[mode]), dtype=torch.float64, device=device),
+    local = torch.stack([torch.tensor(float(MODES.index(mode)), dtype=torch.float64, device=device),
                          torch.tensor(float(global_step), dtype=torch.float64, device=device),
                          torch.as_tensor(fingerprint, dtype=torch.float64, device=device)])
     low, high = local.clone(), local.clone()
@@ -124,7 +127,7 @@ def check_sync(mode: str, global_step: int, model: torch.nn.Module, device: torc
         lo, hi = low.tolist(), high.tolist()
         raise SyncError(
             f"ranks out of sync at rank {dist.get_rank()}'s global step {global_step}: mode codes "
-            f"{lo[0]:.0f}..{hi[0]:.0f} (0 full, 1 low), steps {lo[1]:.0f}..{hi[1]:.0f}, parameter sums "
+            f"{lo[0]:.0f}..{hi[0]:.0f} (indexes into {MODES}), steps {lo[1]:.0f}..{hi[1]:.0f}, parameter sums "
             f"{lo[2]!r}..{hi[2]!r} (the mode schedule, loader or model differs between ranks)"
         )
 

@@ -7,35 +7,30 @@ the DDP wrapper (no collectives per batch, ranks may have different batch counts
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 
-from trainer import distributed
-from trainer.dualmode import set_mode
-
-
-def autocast_context(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on GPU when configured; a no-op context otherwise."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+from pipeline.schedule import FULL
+from trainer.method.dualmode import set_mode
+from trainer.run import distributed
+from trainer.run.precision import autocast_context
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: Iterable, device: torch.device, *, bf16: bool = False) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, batches: Iterable, device: torch.device, *,
+             precision: str = "fp32") -> dict[str, float]:
     """Mean cross-entropy and accuracy (fraction) over all ranks' validation batches.
 
     Leaves the model in train mode and full mode (the loop sets each step's mode anyway).
     """
     model.eval()
-    set_mode(model, "full")
+    set_mode(model, FULL)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
     try:
         for batch in batches:
-            with autocast_context(device, bf16):
+            with autocast_context(device, precision):
                 logits = model(batch.images)
             loss = F.cross_entropy(logits.float(), batch.labels, reduction="sum")
             sums[0] += loss.double()

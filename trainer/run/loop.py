@@ -12,9 +12,8 @@ end of the optimiser update (CUDA synchronised); evaluation and checkpointing ar
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import math
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,19 +21,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainer import checkpoint as ckpt
-from trainer import distributed
-from trainer.build import Components
-from trainer.config import TrainConfigRoot, hashed_view
-from trainer.distributed import DistInfo
-from trainer.dualmode import recalibrate_bn, set_mode
-from trainer.evaluate import autocast_context, evaluate
-from trainer.metrics import EpochAccumulator, MetricsWriter
-from trainer.rundir import RunDir
-from trainer.signals import StopRequest
-from trainer.wandb_logger import WandbLogger
-
-log = logging.getLogger("lowmode.train")
+from trainer.method.dualmode import recalibrate_bn, set_mode
+from trainer.report.metrics import EpochAccumulator, MetricsWriter
+from trainer.report.rundir import RunDir
+from trainer.report.wandb_logger import WandbLogger
+from trainer.run import checkpoint as ckpt
+from trainer.run import distributed
+from trainer.run.build import Components
+from trainer.run.config import TrainConfigRoot, hashed_view
+from trainer.run.console import Console
+from trainer.run.distributed import DistInfo
+from trainer.run.evaluate import evaluate
+from trainer.run.precision import autocast_context
+from trainer.run.signals import StopRequest
 
 
 class NonFiniteLossError(RuntimeError):
@@ -59,39 +58,28 @@ class Trainer:
     """Runs one training job on one rank; rank 0 owns the files and W&B."""
 
     def __init__(self, config: TrainConfigRoot, parts: Components, info: DistInfo, run_dir: RunDir,
-                 *, dataset_fingerprint: str, stop: StopRequest) -> None:
+                 *, stop: StopRequest) -> None:
         self.config, self.parts, self.info, self.run_dir = config, parts, info, run_dir
-        self.dataset_fingerprint = dataset_fingerprint
+        self.dataset_fingerprint = parts.manifest.fingerprint()
+        self.checkpoints = ckpt.CheckpointManager(run_dir.checkpoints, config.checkpoint.keep)
         self.stop = stop
         self.progress = Progress()
         self.acc = EpochAccumulator()
         self.metrics: MetricsWriter | None = None
         self.wandb: WandbLogger | None = None
         self.wandb_run_id: str | None = None
-        self.bf16 = config.train.precision == "bf16"
-        self.bar = None
+        self.console = Console(config.logging.progress, config.logging.print_every_steps, info.is_main)
 
-    # ------------------------------------------------------------------ state
+    # ------------------------------------------------------------------ state (the checkpoint format)
 
-    def restore(self, payload: dict[str, Any]) -> None:
-        """Continue from a checkpoint (already checked for compatibility)."""
-        p = self.parts
-        p.model.load_state_dict(payload["model"])
-        p.optimizer.load_state_dict(payload["optimizer"])
-        p.scheduler.load_state_dict(payload["scheduler"])
-        self.progress = Progress(**payload["progress"])
-        self.acc = EpochAccumulator(payload["epoch_sums"])
-        self.wandb_run_id = payload.get("wandb_run_id")
-        if payload["world_size"] == self.info.world_size:
-            ckpt.set_rng_state(payload["rng"][self.info.rank])
-
-    def _payload(self, rng_states: list[dict]) -> dict[str, Any]:
+    def state_dict(self, rng_states: list[dict]) -> dict[str, Any]:
+        """Everything a checkpoint holds (checkpoint.STATE_KEYS); ``rng_states``: every rank's, in rank order."""
         p = self.parts
         return {
             "model": p.model.state_dict(),
             "optimizer": p.optimizer.state_dict(),
             "scheduler": p.scheduler.state_dict(),
-            "progress": vars(self.progress).copy(),
+            "progress": dataclasses.asdict(self.progress),
             "epoch_sums": self.acc.state(),
             "rng": rng_states,
             "metrics_bytes": self.metrics.size if self.metrics else 0,
@@ -102,14 +90,30 @@ class Trainer:
             "world_size": self.info.world_size,
         }
 
+    def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
+        """Continue from a checkpoint's state (already checked for compatibility); CheckpointError
+        naming ``source`` when its tensors do not fit this model/optimizer."""
+        p = self.parts
+        try:
+            p.model.load_state_dict(state["model"])
+            p.optimizer.load_state_dict(state["optimizer"])
+            p.scheduler.load_state_dict(state["scheduler"])
+            progress = Progress(**{k: state["progress"][k] for k in ckpt.PROGRESS_KEYS})
+            acc = EpochAccumulator(state["epoch_sums"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise ckpt.CheckpointError(f"{source}: does not fit this run ({type(exc).__name__}: "
+                                       f"{str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+        self.progress, self.acc = progress, acc
+        self.wandb_run_id = state["wandb_run_id"]
+        if state["world_size"] == self.info.world_size:
+            ckpt.set_rng_state(state["rng"][self.info.rank])
+
     def save(self) -> None:
         """Checkpoint on all ranks: every rank's RNG state is gathered, rank 0 writes atomically."""
         rng_states = distributed.all_gather_objects(ckpt.rng_state())
         if self.info.is_main:
             self.metrics.sync()
-            directory = self.run_dir.checkpoints
-            ckpt.save_checkpoint(ckpt.checkpoint_path(directory, self.progress.global_step), self._payload(rng_states))
-            ckpt.prune_checkpoints(directory, self.config.checkpoint.keep)
+            self.checkpoints.save(self.state_dict(rng_states))
         distributed.barrier()
 
     # ------------------------------------------------------------------ the run
@@ -126,7 +130,7 @@ class Trainer:
         loader = self.parts.train_loader
         if self.progress.step_in_epoch >= loader.steps_per_epoch:
             return  # a checkpoint taken after the epoch's last step: only the epoch end remains
-        self._open_bar(epoch, loader.steps_per_epoch)
+        self.console.open_epoch(epoch, loader.steps_per_epoch, self.progress.step_in_epoch)
         batches = iter(loader.epoch(epoch, start_step=self.progress.step_in_epoch))
         try:
             while True:
@@ -136,7 +140,7 @@ class Trainer:
                     break
                 self._step(batch, epoch, start, time.perf_counter())
         finally:
-            self._close_bar()
+            self.console.close_epoch()
         if self.progress.step_in_epoch != loader.steps_per_epoch:
             raise RuntimeError(f"epoch {epoch}: the loader ended after {self.progress.step_in_epoch} of "
                                f"{loader.steps_per_epoch} steps")
@@ -145,7 +149,7 @@ class Trainer:
         p, tc = self.parts, self.config.train
         self._check_batch(batch)
         set_mode(p.train_model, batch.mode)
-        with autocast_context(p.device, self.bf16):
+        with autocast_context(p.device, tc.precision):
             logits = p.train_model(batch.images)
         loss = F.cross_entropy(logits.float(), batch.labels)
         p.optimizer.zero_grad(set_to_none=True)
@@ -158,10 +162,11 @@ class Trainer:
         loss_sum, correct_sum, count, stop_votes = distributed.all_reduce_sum(stats).tolist()
         mean_loss = loss_sum / count
         if not math.isfinite(mean_loss):
+            saved = self.checkpoints.existing()
+            last = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was written before it"
             raise NonFiniteLossError(
                 f"non-finite loss {mean_loss} at global step {self.progress.global_step + 1} "
-                f"(epoch {epoch}, step {batch.step}, mode {batch.mode}); no checkpoint written for it, "
-                f"the last good one is in {self.run_dir.checkpoints}"
+                f"(epoch {epoch}, step {batch.step}, mode {batch.mode}); no checkpoint written for it, {last}"
             )
         lr = p.optimizer.param_groups[0]["lr"]
         p.optimizer.step()
@@ -197,7 +202,7 @@ class Trainer:
             self.metrics.write(record)
             if self.wandb:
                 self.wandb.log_step(record)
-            self._report_step(record)
+        self.console.step(record, {mode: sums["steps"] for mode, sums in self.acc.sums.items()})
 
     def _end_epoch(self, epoch: int) -> None:
         p, tc = self.parts, self.config.train
@@ -207,7 +212,7 @@ class Trainer:
         last = epoch == tc.epochs - 1
         if last or (epoch + 1) % tc.eval_every_epochs == 0:
             self._recalibrate(epoch)
-            record.update(evaluate(p.eval_model, p.val_loader.epoch(0), p.device, bf16=self.bf16))
+            record.update(evaluate(p.eval_model, p.val_loader.epoch(0), p.device, precision=tc.precision))
         record["train_wall_s"] = self.progress.train_wall_s
         p.scheduler.step()
         self.progress.epoch += 1
@@ -217,7 +222,7 @@ class Trainer:
             self.metrics.write(record)
             if self.wandb:
                 self.wandb.log_epoch(record)
-            log.info(_epoch_line(record))
+        self.console.epoch(record)
         self.save()
 
     def _recalibrate(self, epoch: int) -> None:
@@ -226,40 +231,3 @@ class Trainer:
             return
         recalibrate_bn(self.parts.eval_model, self.parts.recal_loader.epoch(epoch), max_batches=n)
         distributed.broadcast_buffers(self.parts.model)
-
-    # ------------------------------------------------------------------ console
-
-    def _open_bar(self, epoch: int, total: int) -> None:
-        mode = self.config.logging.progress
-        if not self.info.is_main or mode == "lines" or (mode == "auto" and not sys.stderr.isatty()):
-            return
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, initial=self.progress.step_in_epoch, desc=f"epoch {epoch}",
-                        unit="step", dynamic_ncols=True, leave=False)
-        self._low_steps = 0
-
-    def _close_bar(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def _report_step(self, record: dict[str, Any]) -> None:
-        if self.bar is not None:
-            low = self.acc.sums["low"]["steps"]
-            total = low + self.acc.sums["full"]["steps"]
-            self.bar.set_postfix(loss=f"{record['loss']:.3f}", low=f"{low / total:.0%}",
-                                 img_s=f"{record['images_per_s']:.0f}", refresh=False)
-            self.bar.update(1)
-        elif record["step"] % self.config.logging.print_every_steps == 0:
-            log.info("epoch %d step %d (%s) loss %.4f lr %.4g %.1f img/s", record["epoch"], record["step"],
-                     record["mode"], record["loss"], record["lr"], record["images_per_s"])
-
-
-def _epoch_line(record: dict[str, Any]) -> str:
-    def fmt(v: Any, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
-
-    return (f"epoch {record['epoch']} done: val_acc {fmt(record['val_acc'], '.4f')} val_loss {fmt(record['val_loss'], '.4f')} "
-            f"train_loss full {fmt(record['train_loss_full'], '.4f')} low {fmt(record['train_loss_low'], '.4f')} "
-            f"low steps {record['low_step_fraction']:.0%} wall {record['train_wall_s']:.1f}s")

@@ -11,16 +11,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainer import checkpoint as ckpt
-from trainer import distributed
-from trainer.build import build, dataset_fingerprint
-from trainer.config import ConfigError, TrainConfigRoot, hashed_view
-from trainer.distributed import DistInfo
-from trainer.loop import NonFiniteLossError, Trainer, TrainingStopped
-from trainer.metrics import MetricsWriter, read_records, summarize
-from trainer.rundir import RunDir, environment
-from trainer.signals import StopRequest
-from trainer.wandb_logger import WandbLogger
+from trainer.report.metrics import MetricsWriter, read_records, summarize
+from trainer.report.rundir import RunDir, environment
+from trainer.report.wandb_logger import WandbLogger
+from trainer.run import checkpoint as ckpt
+from trainer.run import distributed
+from trainer.run.build import build
+from trainer.run.config import TrainConfigRoot, hashed_view
+from trainer.run.distributed import DistInfo
+from trainer.run.loop import NonFiniteLossError, Trainer, TrainingStopped
+from trainer.run.signals import StopRequest
 
 log = logging.getLogger("lowmode.train")
 
@@ -32,32 +32,28 @@ def setup_logging(info: DistInfo) -> None:
                         datefmt="%H:%M:%S", stream=sys.stderr, force=True)
 
 
-def _resume_payload(config: TrainConfigRoot, run_dir: RunDir, resume: str, info: DistInfo,
-                    fingerprint: str) -> dict[str, Any] | None:
-    """Rank 0 picks the checkpoint, every rank loads that same file; compatibility is checked."""
-    chosen = None
-    if info.is_main:
-        if resume == "never" and ckpt.list_checkpoints(run_dir.checkpoints):
-            chosen = ConfigError(f"--resume never: {run_dir.checkpoints} already holds checkpoints; "
-                                 "use a new --run-dir or --resume auto")
-        else:
-            payload = ckpt.find_resume_checkpoint(run_dir.checkpoints, resume)
-            chosen = None if payload is None else _path_of(run_dir, resume, payload)
+def _resume_state(trainer: Trainer, resume: str) -> dict[str, Any] | None:
+    """Rank 0 picks the checkpoint, every rank loads that same file; compatibility is checked, then
+    the trainer continues from it. Returns the state (None for a fresh start)."""
+    chosen: str | Exception | None = None
+    if trainer.info.is_main:
+        try:
+            found = trainer.checkpoints.find_resume(resume)
+            chosen = None if found is None else str(found[0])
+        except ckpt.CheckpointError as exc:
+            chosen = exc
     chosen = distributed.broadcast_object(chosen)
     if isinstance(chosen, Exception):
         raise chosen
     if chosen is None:
         return None
-    payload = ckpt.load_checkpoint(chosen)
-    ckpt.check_compatible(payload, config.hash(), hashed_view(config.to_dict()), fingerprint, info.world_size)
-    log.info("resuming from %s (epoch %d, step %d)", chosen, payload["progress"]["epoch"], payload["progress"]["step_in_epoch"])
-    return payload
-
-
-def _path_of(run_dir: RunDir, resume: str, payload: dict[str, Any]) -> str:
-    if resume not in ("auto", "never"):
-        return resume
-    return str(ckpt.checkpoint_path(run_dir.checkpoints, payload["progress"]["global_step"]))
+    state = ckpt.load_checkpoint(chosen)
+    config = trainer.config
+    ckpt.check_compatible(state, config.hash(), hashed_view(config.to_dict()), trainer.dataset_fingerprint,
+                          trainer.info.world_size)
+    trainer.load_state_dict(state, source=chosen)
+    log.info("resuming from %s (epoch %d, step %d)", chosen, state["progress"]["epoch"], state["progress"]["step_in_epoch"])
+    return state
 
 
 def _start_logging(config: TrainConfigRoot, run_dir: RunDir, payload: dict | None, info: DistInfo,
@@ -95,11 +91,8 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
     exit_code = 1
     try:
         parts = build(config, info, device)
-        fingerprint = dataset_fingerprint(parts.train_loader.manifest)
-        payload = _resume_payload(config, rd, resume, info, fingerprint)
-        trainer = Trainer(config, parts, info, rd, dataset_fingerprint=fingerprint, stop=stop)
-        if payload is not None:
-            trainer.restore(payload)
+        trainer = Trainer(config, parts, info, rd, stop=stop)
+        payload = _resume_state(trainer, resume)
         metrics, wandb = _start_logging(config, rd, payload, info, str(device), parts.conversion)
         log.info("training %s on %d rank(s), %s, %d steps/epoch, global batch %d", config.model.name, info.world_size,
                  device, parts.train_loader.steps_per_epoch, config.train.global_batch_size)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.bn_policy import load_low_bn_state_dict, low_bn_state_dict
-from trainer.dualmode import convert_to_dual_mode, get_mode, mode_context, recalibrate_bn, set_mode
+from trainer.method.bn_policy import load_low_bn_state_dict, low_bn_state_dict
+from trainer.method.dualmode import convert_to_dual_mode, get_mode, mode_context, recalibrate_bn, set_mode
 
 
 def _net(policy: str) -> nn.Sequential:

@@ -12,7 +12,7 @@ from torch import nn
 from torchvision.models import mobilenet_v2
 
 from tests.integrations import need
-from trainer.dualmode import (
+from trainer.method.dualmode import (
     DualModeConv2d,
     convert_to_dual_mode,
     get_mode,
@@ -20,14 +20,14 @@ from trainer.dualmode import (
     set_mode,
     unwrap,
 )
-from trainer.models import build_dual_mode_model, build_model
+from trainer.method.models import build_dual_mode_model, build_model
 
 
 def _pair(name: str, **options):
     torch.manual_seed(0)
     original = build_model(name, **options)
     converted = copy.deepcopy(original)
-    from trainer.models import default_preset
+    from trainer.method.models import default_preset
 
     report = convert_to_dual_mode(converted, preset=default_preset(name))
     return original, converted, report
@@ -231,7 +231,7 @@ def test_converted_model_pickles_and_deepcopies():
 
 
 def test_cpu_channels_last_low_path_matches_nchw(monkeypatch):
-    import trainer.dualmode as dualmode
+    import trainer.method.dualmode as dualmode
 
     model, _ = build_dual_mode_model("resnet8")
     set_mode(model, "low")

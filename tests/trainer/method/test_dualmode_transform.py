@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from trainer.dualmode import DualModeConv2d, convert_to_dual_mode, set_mode
-from trainer.kernel_pool import pool_kernel, pool_matrix, pool_windows, pooled_size
+from trainer.method.dualmode import DualModeConv2d, convert_to_dual_mode, set_mode
+from trainer.method.kernel_pool import pool_kernel, pool_matrix, pool_windows, pooled_size
 
 
 @pytest.mark.parametrize(

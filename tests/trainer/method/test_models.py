@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.models import MODEL_NAMES, build_dual_mode_model, build_model
+from trainer.method.models import MODEL_NAMES, build_dual_mode_model, build_model
 
 
 def test_registry_names():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trainer.bench import BenchConfig, main
+from trainer.report.bench import BenchConfig, main
 
 KEYS = {"model", "device", "batch_size", "full_ms", "low_ms", "ratio", "flops_ratio",
         "peak_mem_full_mb", "peak_mem_low_mb"}

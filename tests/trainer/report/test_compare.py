@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trainer.compare import _velocity, compare, load_run, main
+from trainer.report.compare import _velocity, compare, load_run, main
 
 
 def _make_run(path, policy, accs, walls, summary):
@@ -72,3 +72,15 @@ def test_cli_prints_table_and_rejects_bad_input(runs, tmp_path, capsys):
     assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
     assert main([*runs, "--target-acc", "90"]) == 2
+
+
+def test_compare_imports_without_torch():
+    """Reading results must not pay torch's import time (seconds) nor need torch at all."""
+    import subprocess
+    import sys
+
+    code = ("import sys, trainer.report.compare; "
+            "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')); "
+            "assert not loaded, loaded[:5]")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-1500:]

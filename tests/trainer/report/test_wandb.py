@@ -67,7 +67,7 @@ def test_offline_run_records_config_metrics_and_keeps_id_on_resume(tmp_path, mon
     import wandb
 
     from trainer.__main__ import main
-    from trainer.checkpoint import list_checkpoints, load_checkpoint
+    from trainer.run.checkpoint import CheckpointManager, load_checkpoint
 
     monkeypatch.delenv("WANDB_MODE", raising=False)  # conftest disables W&B for every other test
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
@@ -91,10 +91,10 @@ def test_offline_run_records_config_metrics_and_keeps_id_on_resume(tmp_path, mon
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["val_acc"] for h in epoch_rows] == [m["val_acc"] for m in metrics if m["kind"] == "epoch"]
     assert got["summary"]["final_val_acc"] == json.loads((run / "summary.json").read_text())["final_val_acc"]
-    assert load_checkpoint(list_checkpoints(run / "checkpoints")[-1])["wandb_run_id"] == run_id
+    assert load_checkpoint(CheckpointManager(run / "checkpoints").existing()[-1])["wandb_run_id"] == run_id
 
     # resume from the epoch-0 checkpoint (as after a crash in epoch 1): the same W&B run id goes on
-    list_checkpoints(run / "checkpoints")[-1].unlink()
+    CheckpointManager(run / "checkpoints").existing()[-1].unlink()
     assert main(args) == 0
     wandb.teardown()
     again = sorted((run / "wandb").glob("offline-run-*/run-*.wandb"))

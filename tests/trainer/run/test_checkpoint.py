@@ -10,24 +10,43 @@ import numpy as np
 import pytest
 import torch
 
-from trainer import checkpoint as ckpt
+from trainer.run import checkpoint as ckpt
 
 
 def _payload(step: int) -> dict:
     model = torch.nn.Linear(3, 2)
-    return {"model": model.state_dict(), "progress": {"epoch": 1, "step_in_epoch": 2, "global_step": step,
-                                                      "train_wall_s": 1.5}, "rng": [ckpt.rng_state()]}
+    state = {key: None for key in ckpt.STATE_KEYS}
+    state.update(model=model.state_dict(), rng=[ckpt.rng_state()],
+                 progress={"epoch": 1, "step_in_epoch": 2, "global_step": step, "train_wall_s": 1.5})
+    return state
 
 
-def test_save_load_round_trip_and_listing(tmp_path):
+def test_save_load_round_trip_listing_and_pruning(tmp_path):
+    manager = ckpt.CheckpointManager(tmp_path, keep=3)
     for step in (3, 12, 7):
-        ckpt.save_checkpoint(ckpt.checkpoint_path(tmp_path, step), _payload(step))
+        manager.save(_payload(step))
     (tmp_path / ".step-000000099.pt.abc.tmp").write_bytes(b"half")  # an interrupted save
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step-000000003.pt", "step-000000007.pt", "step-000000012.pt"]
-    loaded = ckpt.load_checkpoint(ckpt.checkpoint_path(tmp_path, 12))
+    assert [p.name for p in manager.existing()] == ["step-000000003.pt", "step-000000007.pt", "step-000000012.pt"]
+    loaded = ckpt.load_checkpoint(manager.path(12))
     assert loaded["progress"]["global_step"] == 12 and loaded["format"] == ckpt.FORMAT
-    ckpt.prune_checkpoints(tmp_path, keep=2)
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step-000000007.pt", "step-000000012.pt"]
+    assert loaded["version"] == ckpt.VERSION and set(ckpt.STATE_KEYS) <= set(loaded)
+    ckpt.CheckpointManager(tmp_path, keep=2).save(_payload(13))  # keeps the 2 newest after a save
+    assert [p.name for p in manager.existing()] == ["step-000000012.pt", "step-000000013.pt"]
+
+
+def test_incomplete_checkpoint_is_refused_naming_keys(tmp_path):
+    manager = ckpt.CheckpointManager(tmp_path)
+    with pytest.raises(ValueError, match="lacks"):
+        manager.save({"progress": {"global_step": 1}})
+    state = _payload(4)
+    del state["optimizer"], state["progress"]["train_wall_s"]
+    torch.save({"format": ckpt.FORMAT, "version": ckpt.VERSION, **state}, manager.path(4))
+    with pytest.raises(ckpt.CheckpointError, match="step-000000004.pt: checkpoint lacks optimizer"):
+        ckpt.load_checkpoint(manager.path(4))
+    state["optimizer"] = None
+    torch.save({"format": ckpt.FORMAT, "version": ckpt.VERSION, **state}, manager.path(4))
+    with pytest.raises(ckpt.CheckpointError, match="lacks progress.train_wall_s"):
+        ckpt.load_checkpoint(manager.path(4))
 
 
 def test_rng_state_round_trip():
@@ -55,15 +74,19 @@ def test_code_in_a_checkpoint_is_refused(tmp_path):
 
 
 def test_auto_resume_skips_corrupt_and_never_starts_fresh(tmp_path):
-    ckpt.save_checkpoint(ckpt.checkpoint_path(tmp_path, 5), _payload(5))
-    ckpt.checkpoint_path(tmp_path, 9).write_bytes(b"\x00" * 64)
+    manager = ckpt.CheckpointManager(tmp_path)
+    manager.save(_payload(5))
+    manager.path(9).write_bytes(b"\x00" * 64)
     with pytest.warns(RuntimeWarning, match="skipping checkpoint.*step-000000009.pt"):
-        found = ckpt.find_resume_checkpoint(tmp_path, "auto")
-    assert found["progress"]["global_step"] == 5
-    assert ckpt.find_resume_checkpoint(tmp_path, "never") is None
-    assert ckpt.find_resume_checkpoint(tmp_path / "empty", "auto") is None
+        path, found = manager.find_resume("auto")
+    assert path == manager.path(5) and found["progress"]["global_step"] == 5
+    with pytest.raises(ckpt.CheckpointError, match="--resume never: .* already holds checkpoints"):
+        manager.find_resume("never")
+    assert ckpt.CheckpointManager(tmp_path / "empty").find_resume("auto") is None
+    assert ckpt.CheckpointManager(tmp_path / "empty").find_resume("never") is None
     with pytest.raises(ckpt.CheckpointError, match="no such checkpoint"):
-        ckpt.find_resume_checkpoint(tmp_path, str(tmp_path / "missing.pt"))
+        manager.find_resume(str(tmp_path / "missing.pt"))
+    assert manager.find_resume(str(manager.path(5)))[1]["progress"]["global_step"] == 5
 
 
 def test_other_config_or_dataset_is_refused_naming_keys():

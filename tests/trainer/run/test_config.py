@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from trainer.build import per_rank_batch
-from trainer.config import ConfigError, hashed_view, load_config, parse_override, save_config
+from pipeline.schedule import ScheduleConfig
+from trainer.report.rundir import RunDir
+from trainer.run.build import mode_schedule, per_rank_batch
+from trainer.run.config import ConfigError, hashed_view, load_config, parse_override
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 PRESETS = sorted(CONFIGS.glob("*.toml"))
 
 
@@ -36,7 +38,7 @@ def test_cifar_presets_have_the_papers_settings(model):
     assert low.optim.lr_milestones_epochs == (80, 120) and low.optim.lr_gamma == 0.1
     assert (low.schedule.policy, low.schedule.p, low.schedule.full_epochs_after_milestone) == ("bernoulli", 0.5, 4)
     assert low.model.name == model and low.model.dual_mode and low.model.stem == "cifar_maxpool"
-    sched = low.schedule_config()
+    sched = mode_schedule(low)
     assert sched.full_only_epoch(80) and sched.full_only_epoch(83) and not sched.full_only_epoch(84)
 
 
@@ -63,8 +65,16 @@ def test_overrides_are_toml_literals_with_string_fallback():
     ("trian.epochs=3", "unknown section 'trian'"),
     ("train.epochs=three", "train.epochs: expected an integer"),
     ("train.epochs=0", "train.epochs: expected an integer >= 1"),
-    ("schedule.p=1.5", "schedule: ScheduleConfig.p must be in [0, 1]"),
-    ("schedule.policy=sometimes", "schedule: ScheduleConfig.policy"),
+    ("schedule.p=1.5", "schedule.p: expected a number in [0, 1], got 1.5"),
+    ("schedule.policy=sometimes", "schedule.policy: expected one of"),
+    ("model.name=resnet9", "model.name: expected one of"),
+    ("model.stem=tall", "model.stem: expected one of"),
+    ("model.dual_preset=vgg", "model.dual_preset: expected one of"),
+    ("model.name_pattern='conv('", "model.name_pattern: expected a valid regular expression"),
+    ("train.device=tpu", "train.device: expected one of"),
+    ("train.precision=fp8", "train.precision: expected one of"),
+    ("train.dist_timeout_s=inf", "train.dist_timeout_s: expected a positive, finite number"),
+    ("logging.progress=loud", "logging.progress: expected one of"),
     ("data.loader=tf", "data.loader: expected one of"),
     ("logging.wandb=yes", "logging.wandb: expected one of"),
     ("model.bn_policy=none", "model.bn_policy"),
@@ -93,8 +103,27 @@ def test_unknown_key_in_a_file_is_an_error(tmp_path):
 
 def test_resolved_config_round_trips(tmp_path):
     config = load_config(CONFIGS / "cifar10_resnet18_lowmode.toml", ["train.epochs=150", "schedule.epoch_probabilities=[0.0, 0.5]"])
-    save_config(config, tmp_path / "config.toml")
-    assert load_config(tmp_path / "config.toml") == config
+    run_dir = RunDir(tmp_path)
+    run_dir.write_config(config.to_dict())
+    assert load_config(run_dir.config) == config
+
+
+def test_schedule_section_is_the_pipelines_schedule_config():
+    config = load_config(CONFIGS / "fmnist_small_lowmode.toml")
+    assert type(config.schedule) is ScheduleConfig
+    assert set(config.to_dict()["schedule"]) == {"policy", "p", "alternate_every", "full_epochs_after_milestone",
+                                                 "warmup_full_epochs", "epoch_probabilities"}
+
+
+def test_choice_lists_are_the_owning_modules():
+    from pipeline.loader import KINDS
+    from trainer.method.bn_policy import BN_POLICIES
+    from trainer.method.models import MODEL_NAMES
+
+    for key, choices in (("data.loader", KINDS), ("model.bn_policy", BN_POLICIES), ("model.name", MODEL_NAMES)):
+        with pytest.raises(ConfigError) as info:
+            load_config(CONFIGS / "fmnist_small_lowmode.toml", [f"{key}=nope"])
+        assert str(choices) in str(info.value)
 
 
 def test_hash_ignores_resumable_keys_only():

@@ -26,7 +26,7 @@ def test_two_ranks_lockstep_then_exact_resume_after_sigkill(data, tmp_path):
     done = run_train(reference, overrides, nproc=2, extra=["--check-sync", "1"])
     assert done.returncode == 0, done.stderr[-3000:]
     steps = [json.loads(x) for x in (reference / "metrics.jsonl").read_text().splitlines() if '"step"' in x[:20]]
-    schedule = ModeSchedule(ScheduleConfig(p=0.5, lr_milestones_epochs=(2,), full_epochs_after_milestone=0), seed=0)
+    schedule = ModeSchedule(ScheduleConfig(p=0.5, full_epochs_after_milestone=0), seed=0, lr_milestones_epochs=(2,))
     assert [s["mode"] for s in steps] == [schedule.mode(e, k) for e in range(3) for k in range(12)]
     assert json.loads((reference / "env.json").read_text())["world_size"] == 2
     assert json.loads((reference / "summary.json").read_text())["world_size"] == 2
@@ -52,7 +52,7 @@ def _worker(rank: int, port: int, results) -> None:
                       WORLD_SIZE="2")
     import torch
 
-    from trainer import distributed
+    from trainer.run import distributed
 
     info = distributed.dist_info_from_env()
     distributed.init_distributed(torch.device("cpu"), info, timeout_s=5)

@@ -12,8 +12,8 @@ from pipeline.schedule import ModeSchedule, ScheduleConfig
 from tests.integrations import need
 from tests.trainer.train_helpers import comparable_metrics, tiny_overrides
 from trainer.__main__ import main
-from trainer.checkpoint import list_checkpoints, load_checkpoint
-from trainer.config import load_config
+from trainer.run.checkpoint import CheckpointManager, load_checkpoint
+from trainer.run.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_run_directory_contract(finished_run, data):
     assert len(epochs) == 3 and len(steps) == 3 * 12  # 192 samples / batch 16
     assert [s["step"] for s in steps] == list(range(1, 37))
     # every step's mode is the shared seeded draw of the pipeline's schedule
-    schedule = ModeSchedule(ScheduleConfig(p=0.5, lr_milestones_epochs=(2,), full_epochs_after_milestone=0), seed=0)
+    schedule = ModeSchedule(ScheduleConfig(p=0.5, full_epochs_after_milestone=0), seed=0, lr_milestones_epochs=(2,))
     assert [s["mode"] for s in steps] == [schedule.mode(e, k) for e in range(3) for k in range(12)]
     assert [s["lr"] for s in steps if s["epoch"] == 2] == pytest.approx([0.01] * 12)
     for e in epochs:
@@ -57,7 +57,7 @@ def test_run_directory_contract(finished_run, data):
 
 
 def test_checkpoints_hold_progress(finished_run):
-    names = [p.name for p in list_checkpoints(finished_run / "checkpoints")]
+    names = [p.name for p in CheckpointManager(finished_run / "checkpoints").existing()]
     assert names == ["step-000000030.pt", "step-000000035.pt", "step-000000036.pt"]  # keep = 3
     final = load_checkpoint(finished_run / "checkpoints" / "step-000000036.pt")
     assert final["progress"] == {"epoch": 3, "step_in_epoch": 0, "global_step": 36,
@@ -90,11 +90,11 @@ def test_corrupt_newest_checkpoint_is_skipped(data, tmp_path):
     run = tmp_path / "run"
     args = tiny_overrides(data, train__epochs="2", optim__lr_milestones_epochs="[1]")
     assert main(["--run-dir", str(run), *args]) == 0
-    newest = list_checkpoints(run / "checkpoints")[-1]
+    newest = CheckpointManager(run / "checkpoints").existing()[-1]
     newest.write_bytes(newest.read_bytes()[:100])  # truncated, e.g. a disk filled up
     with pytest.warns(RuntimeWarning, match="skipping checkpoint"):
         assert main(["--run-dir", str(run), *args]) == 0
-    assert load_checkpoint(list_checkpoints(run / "checkpoints")[-1])["progress"]["epoch"] == 2
+    assert load_checkpoint(CheckpointManager(run / "checkpoints").existing()[-1])["progress"]["epoch"] == 2
 
 
 def test_non_finite_loss_stops_without_overwriting_checkpoints(data, tmp_path, capsys):
@@ -107,7 +107,7 @@ def test_non_finite_loss_stops_without_overwriting_checkpoints(data, tmp_path, c
     assert "non-finite loss" in err and "global step" in err and "mode " in err
     steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     bad_step = len(steps) + 1  # the step that produced the NaN was not logged
-    saved = list_checkpoints(run / "checkpoints")
+    saved = CheckpointManager(run / "checkpoints").existing()
     assert saved, "the steps before the NaN were checkpointed"
     for path in saved:
         payload = load_checkpoint(path)

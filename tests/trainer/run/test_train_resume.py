@@ -53,9 +53,9 @@ def test_stop_signal_checkpoints_and_exits_75(data, reference, tmp_path, sig):
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "stopped" and status["exit_code"] == 75 and status["signal"] == sig.name
     # the checkpoint is at exactly the last logged step: nothing is redone or lost
-    from trainer.checkpoint import list_checkpoints, load_checkpoint
+    from trainer.run.checkpoint import CheckpointManager, load_checkpoint
 
-    newest = load_checkpoint(list_checkpoints(run / "checkpoints")[-1])
+    newest = load_checkpoint(CheckpointManager(run / "checkpoints").existing()[-1])
     assert newest["progress"]["global_step"] == step_lines(run)
     resumed = run_train(run, overrides)
     assert resumed.returncode == 0, resumed.stderr
