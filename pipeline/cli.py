@@ -2,11 +2,14 @@
 
     python -m pipeline inspect DATA --split train --loader dali --seed 0 --epoch 0 --rank 0 \
         --world-size 1 --steps 5 --p 0.5 --json
+    python -m pipeline inspect DATA --policy ramp --total-epochs 30 --ramp-end 0.6 --low-batch-scale 2
     python -m pipeline bench DATA --loader dali --mode low --batch-size 125 --seconds 10 --json
 
-``inspect --json`` prints exactly ``{"steps_per_epoch": n, "steps": [{"step", "mode", "shape",
-"keys"}, ...]}`` (scripts rely on it). ``bench --json`` prints ``{"loader", "mode", "batch_size",
-"images_per_s", "ms_per_batch"}``. Bad input: one line ``error: ...`` on stderr, exit status 2.
+``inspect --json`` prints exactly ``{"steps_per_epoch": n, "steps": [{"step", "mode", "batch_size",
+"shape", "keys"}, ...]}`` (scripts rely on it): ``steps_per_epoch`` is the number of steps of the
+inspected epoch (it varies per epoch with ``--low-batch-scale`` > 1), ``batch_size`` the step's
+per-rank batch. ``bench --json`` prints ``{"loader", "mode", "batch_size", "images_per_s",
+"ms_per_batch"}``. Bad input: one line ``error: ...`` on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 import time
 
 from pipeline.loader import KINDS, make_loader
-from pipeline.schedule import FULL, LOW, ModeSchedule, ScheduleConfig
+from pipeline.schedule import FULL, LOW, POLICIES, RAMP_SHAPES, ModeSchedule, ScheduleConfig
 from preprocess.dataset_format import DatasetFormatError
 
 BENCH_MODES = (FULL, LOW, "schedule")
@@ -46,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--steps", type=int, default=5, help="number of steps to show (default: 5)")
     inspect.add_argument("--start-step", type=int, default=0, help="first step to show (resume point)")
     inspect.add_argument("--p", type=float, default=0.5, help="low-mode probability per step (default: 0.5)")
+    defaults = ScheduleConfig()
+    inspect.add_argument("--policy", choices=POLICIES, default=defaults.policy,
+                         help=f"schedule.policy (default: {defaults.policy})")
+    inspect.add_argument("--ramp-end", type=float, default=defaults.ramp_end,
+                         help=f"schedule.ramp_end, fraction of training where ramp's p reaches 0 "
+                              f"(default: {defaults.ramp_end})")
+    inspect.add_argument("--ramp-shape", choices=RAMP_SHAPES, default=defaults.ramp_shape,
+                         help=f"schedule.ramp_shape (default: {defaults.ramp_shape})")
+    inspect.add_argument("--low-batch-scale", type=int, default=defaults.low_batch_scale,
+                         help="schedule.low_batch_scale: a low step takes k x the batch (default: "
+                              f"{defaults.low_batch_scale})")
+    inspect.add_argument("--total-epochs", type=int, default=None,
+                         help="the run's number of epochs (needed by --policy ramp)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     bench = sub.add_parser("bench", help="measure a loader's throughput (images/s) on the train split")
     _common(bench)
@@ -60,7 +76,9 @@ def run_inspect(args: argparse.Namespace) -> dict:
     """The steps start_step..start_step+steps-1 of one epoch as the loader delivers them."""
     if args.steps < 0:
         raise ValueError(f"--steps must be >= 0, got {args.steps}")
-    schedule = ModeSchedule(ScheduleConfig(p=args.p), args.seed)
+    config = ScheduleConfig(policy=args.policy, p=args.p, ramp_end=args.ramp_end, ramp_shape=args.ramp_shape,
+                            low_batch_scale=args.low_batch_scale)
+    schedule = ModeSchedule(config, args.seed, total_epochs=args.total_epochs)
     loader = make_loader(
         args.data, args.split, batch_size_per_rank=args.batch_size, seed=args.seed, rank=args.rank,
         world_size=args.world_size, kind=args.loader, schedule=schedule, augment=not args.no_augment,
@@ -70,10 +88,12 @@ def run_inspect(args: argparse.Namespace) -> dict:
     try:
         for batch in itertools.islice(loader.epoch(args.epoch, start_step=args.start_step), args.steps):
             shape = list(batch.images.shape)
-            steps.append({"step": batch.step, "mode": batch.mode, "shape": shape, "keys": batch.keys})
+            steps.append({"step": batch.step, "mode": batch.mode, "batch_size": shape[0], "shape": shape,
+                          "keys": batch.keys})
+        steps_in_epoch = loader.steps_in_epoch(args.epoch)
     finally:
         loader.close()
-    return {"steps_per_epoch": loader.steps_per_epoch, "steps": steps}
+    return {"steps_per_epoch": steps_in_epoch, "steps": steps}
 
 
 def run_bench(args: argparse.Namespace) -> dict:
@@ -109,15 +129,16 @@ def run_bench(args: argparse.Namespace) -> dict:
     }
 
 
-def _print_human(command: str, result: dict) -> None:
-    if command == "bench":
+def _print_human(args: argparse.Namespace, result: dict) -> None:
+    if args.command == "bench":
         print(f"{result['loader']} {result['mode']} batch {result['batch_size']}: "
               f"{result['images_per_s']:.0f} images/s, {result['ms_per_batch']:.2f} ms/batch")
         return
-    print(f"steps per epoch: {result['steps_per_epoch']}")
+    print(f"steps in epoch {args.epoch}: {result['steps_per_epoch']}")
     for s in result["steps"]:
         keys = " ".join(s["keys"][:4]) + (" ..." if len(s["keys"]) > 4 else "")
-        print(f"step {s['step']:5d}  {s['mode']:4s}  {'x'.join(map(str, s['shape']))}  {keys}")
+        print(f"step {s['step']:5d}  {s['mode']:4s}  batch {s['batch_size']:4d}  {'x'.join(map(str, s['shape']))}  "
+              f"{keys}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,5 +153,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        _print_human(args.command, result)
+        _print_human(args, result)
     return 0

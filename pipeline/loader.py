@@ -29,7 +29,9 @@ def make_loader(
     """Open ``split`` of the dataset directory ``data_dir`` and return a loader of ``kind``.
 
     ``schedule=None``: every step is full. Train split: shuffled per (seed, epoch), every rank runs
-    ``n // (batch_size_per_rank * world_size)`` steps (last partial global batch dropped), random
+    ``n // (batch_size_per_rank * world_size)`` steps (last partial global batch dropped; with
+    ``schedule.config.low_batch_scale`` k > 1 a low step takes k * batch_size_per_rank samples per rank
+    and the count varies per epoch: ``loader.steps_in_epoch(epoch)``), random
     crop (``crop_pad_px`` zero padding at full resolution, / ratio in low mode) and flip if
     ``augment``. Other splits: full resolution, no augmentation, rank r gets samples r::world_size,
     last partial batch kept. ``num_workers``: torch DataLoader workers, or DALI CPU threads.

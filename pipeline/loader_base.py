@@ -29,7 +29,8 @@ class Batch:
     mode: str
     """The step's mode, ``pipeline.schedule.MODES``: the resolution its images were read at."""
     images: torch.Tensor
-    """float32 (N, C, H, W), normalised, on the loader's device (channels_last if asked)."""
+    """float32 (N, C, H, W), normalised, on the loader's device (channels_last if asked); N is the step's
+    per-rank batch size (k x the loader's batch for a low step with schedule.low_batch_scale k)."""
     labels: torch.Tensor
     """int64 (N,), on the loader's device."""
     keys: list[str]
@@ -54,7 +55,13 @@ class Loader(abc.ABC):
 
     @property
     def steps_per_epoch(self) -> int:
+        """Steps of every epoch (validation, or training with low_batch_scale 1); raises ValueError for
+        training with low_batch_scale > 1, where it varies: use ``steps_in_epoch(epoch)``."""
         return self.planner.steps_per_epoch
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Steps of ``epoch``: a pure function of (seed, epoch, world size, batch, schedule), equal on every rank."""
+        return self.planner.steps_in_epoch(epoch)
 
     @property
     def num_samples(self) -> int:
@@ -63,8 +70,13 @@ class Loader(abc.ABC):
 
     @property
     def rank_samples(self) -> int:
-        """Samples this rank reads per epoch (train: steps x batch; val: its r::W share)."""
+        """Samples this rank reads per epoch (train: steps x batch; val: its r::W share); raises ValueError for
+        training with low_batch_scale > 1: use ``rank_samples_in_epoch(epoch)``."""
         return self.planner.rank_samples
+
+    def rank_samples_in_epoch(self, epoch: int) -> int:
+        """Samples this rank reads in ``epoch`` (train: the sum of its steps' batch sizes)."""
+        return self.planner.rank_samples_in_epoch(epoch)
 
     @property
     def manifest(self) -> Manifest:
@@ -73,7 +85,7 @@ class Loader(abc.ABC):
 
     @abc.abstractmethod
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
-        """Batches of steps start_step..steps_per_epoch-1 of ``epoch``."""
+        """Batches of steps start_step..steps_in_epoch(epoch)-1 of ``epoch``."""
 
     def close(self) -> None:
         self.reader.close()

@@ -6,11 +6,20 @@ identical for both resolutions, so a step carries the same keys whichever mode i
 The permutation is cut into global batches of ``batch_size_per_rank * world_size``; rank r takes
 the r-th slice of each global batch. The last partial global batch is DROPPED (different samples
 each epoch, since the permutation changes), so every rank runs ``n // global_batch`` steps.
+
+With ``low_batch_scale`` k > 1 (Mix&Match "B+", ``train_layout``) a low step's per-rank batch is
+k * B: steps s = 0, 1, ... in turn consume ``size * world_size`` consecutive positions of the
+permutation (size = k * B if step s is low, else B), rank r taking the r-th slice of ``size``; the
+epoch ends at the first step that does not fit in the positions left, which are dropped. With k = 1
+this is exactly the fixed cut above.
 Validation: rank r takes positions r, r + W, r + 2W, ... in index order, in batches whose last one
 may be short, so every sample is counted exactly once across ranks.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,6 +51,63 @@ def train_positions(
     steps = train_steps_per_epoch(num_samples, batch_size_per_rank, world_size)
     perm = epoch_permutation(seed, epoch, num_samples)[: steps * batch_size_per_rank * world_size]
     return perm.reshape(steps, world_size, batch_size_per_rank)[:, rank, :]
+
+
+@dataclass(frozen=True)
+class TrainLayout:
+    """The steps of one training epoch, the same on every rank: which are low, each step's per-rank
+    batch size, and where each global step starts in the epoch's permutation."""
+
+    low: tuple[bool, ...]
+    """Step s is a low step."""
+    sizes: np.ndarray
+    """int64 (steps,): per-rank batch size of each step (B, or k * B for a low step)."""
+    offsets: np.ndarray
+    """int64 (steps,): first permutation position of each global step (it spans sizes[s] * world_size)."""
+    world_size: int
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.low)
+
+    @property
+    def consumed(self) -> int:
+        """Positions of the permutation the epoch reads (the rest are dropped)."""
+        return int(self.offsets[-1] + self.sizes[-1] * self.world_size) if self.num_steps else 0
+
+    def positions(self, permutation: np.ndarray, step: int, rank: int) -> np.ndarray:
+        """The positions ``rank`` reads at ``step``: the rank-th slice of the step's global batch."""
+        size = int(self.sizes[step])
+        start = int(self.offsets[step]) + rank * size
+        return permutation[start : start + size]
+
+
+def train_layout(
+    num_samples: int, batch_size_per_rank: int, world_size: int, is_low: Callable[[int], bool],
+    low_batch_scale: int = 1,
+) -> TrainLayout:
+    """Walk steps 0, 1, ... of an epoch whose step s is low iff ``is_low(s)``: a low step's per-rank batch is
+    ``low_batch_scale * batch_size_per_rank``; stop at the first step whose global batch does not fit in
+    the remaining ``num_samples`` positions. ``is_low`` must be a pure function (the schedule's mode)."""
+    check_rank(batch_size_per_rank, 0, world_size)
+    if isinstance(low_batch_scale, bool) or not isinstance(low_batch_scale, int) or low_batch_scale < 1:
+        raise ValueError(f"low_batch_scale must be an integer >= 1, got {low_batch_scale!r}")
+    low_size = batch_size_per_rank * low_batch_scale
+    flags: list[bool] = []
+    sizes: list[int] = []
+    offsets: list[int] = []
+    consumed = 0
+    while True:
+        low = bool(is_low(len(flags)))
+        size = low_size if low else batch_size_per_rank
+        if consumed + size * world_size > num_samples:
+            break
+        flags.append(low)
+        sizes.append(size)
+        offsets.append(consumed)
+        consumed += size * world_size
+    return TrainLayout(low=tuple(flags), sizes=np.asarray(sizes, np.int64), offsets=np.asarray(offsets, np.int64),
+                       world_size=world_size)
 
 
 def val_positions(num_samples: int, batch_size_per_rank: int, rank: int, world_size: int) -> list[np.ndarray]:

@@ -1,12 +1,18 @@
 """What every step of an epoch reads, in which mode, with which augmentation — shared by both loaders.
 
-A ``StepPlan`` is a pure function of (seed, epoch, step, rank, world size, schedule, split), so the
-DALI and torch loaders deliver the same keys, modes and crops, and ``epoch(e, start_step=k)``
-resumes exactly where a run stopped.
+A ``StepPlan`` is a pure function of (seed, epoch, step, rank, world size, per-rank batch, schedule,
+split), so the DALI and torch loaders deliver the same keys, modes and crops, and ``epoch(e,
+start_step=k)`` resumes exactly where a run stopped.
+
+Training epochs follow ``order.train_layout``: with ``schedule.config.low_batch_scale`` k > 1 a low
+step takes k times the per-rank batch, so the number of steps varies per epoch:
+``steps_in_epoch(epoch)`` (the same on every rank). ``steps_per_epoch`` is the constant count of
+validation and of k = 1 training, and raises for k > 1.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,14 +20,19 @@ import numpy as np
 
 from pipeline import augment, order
 from pipeline.index import SplitIndex
-from pipeline.schedule import FULL, ModeSchedule
+from pipeline.schedule import FULL, LOW, ModeSchedule
 
 DEFAULT_CROP_PAD_PX = 4
+LAYOUT_CACHE_EPOCHS = 4
+"""Training layouts (one per epoch) a planner keeps; each costs one hash draw per step to build."""
 
 
 @dataclass(frozen=True)
 class StepPlan:
-    """One step on one rank: its mode, the split positions it reads and their augmentation."""
+    """One step on one rank: its mode, the split positions it reads and their augmentation.
+
+    ``len(positions)`` is the step's per-rank batch size (k * B for a low step with low_batch_scale k).
+    """
 
     step: int
     mode: str
@@ -33,8 +44,9 @@ class Planner:
     """Step plans of one rank for a split.
 
     Training ("train" or any split with ``train=True``): shuffled, last partial global batch dropped,
-    modes from ``schedule`` (None: all full), augmentation if ``augment``. Otherwise (validation):
-    full mode, no augmentation, positions r::W in index order, last batch kept.
+    modes from ``schedule`` (None: all full), a low step's batch ``schedule.config.low_batch_scale``
+    times ``batch_size_per_rank``, augmentation if ``augment``. Otherwise (validation): full mode, no
+    augmentation, positions r::W in index order, last batch kept.
     """
 
     def __init__(
@@ -54,45 +66,117 @@ class Planner:
         self.augment = augment and self.train
         self.crop_pad_px = crop_pad_px
         order.check_rank(batch_size_per_rank, rank, world_size)
+        self.low_batch_scale = self.schedule.config.low_batch_scale if self.schedule is not None else 1
+        """k: a low training step reads k * batch_size_per_rank samples per rank (1 for validation)."""
+        self._layouts: OrderedDict[int, order.TrainLayout] = OrderedDict()
         n = index.num_samples
         if self.train:
-            self.steps_per_epoch = order.train_steps_per_epoch(n, batch_size_per_rank, world_size)
-            if self.steps_per_epoch == 0:
+            self._steps_per_epoch = order.train_steps_per_epoch(n, batch_size_per_rank, world_size)
+            if self._steps_per_epoch == 0:
                 raise ValueError(
                     f"{index.split}: {n} samples give no full global batch of {batch_size_per_rank} x {world_size}"
+                )
+            low_global = batch_size_per_rank * self.low_batch_scale * world_size
+            if self.low_batch_scale > 1 and self.schedule.config.policy != "none" and n < low_global:
+                raise ValueError(
+                    f"{index.split}: {n} samples give no full global batch of low steps of "
+                    f"{batch_size_per_rank} x {self.low_batch_scale} (schedule.low_batch_scale) x {world_size}"
                 )
             self._val = None
         else:
             self._val = order.val_positions(n, batch_size_per_rank, rank, world_size)
-            self.steps_per_epoch = len(self._val)
+            self._steps_per_epoch = len(self._val)
+
+    @property
+    def variable_steps(self) -> bool:
+        """True when the number of steps varies per epoch (training with low_batch_scale > 1)."""
+        return self._val is None and self.low_batch_scale > 1
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps of every epoch: validation, or training with low_batch_scale 1 (n // (B x W)).
+
+        Raises ValueError for training with low_batch_scale > 1, whose epochs differ: use
+        ``steps_in_epoch(epoch)``.
+        """
+        if self.variable_steps:
+            raise ValueError(
+                f"steps_per_epoch: with schedule.low_batch_scale = {self.low_batch_scale} the number of training "
+                f"steps varies per epoch; use steps_in_epoch(epoch)"
+            )
+        return self._steps_per_epoch
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Steps of ``epoch`` on this rank, the same on every rank (validation: ``steps_per_epoch``)."""
+        _check_epoch(epoch)
+        if self._val is not None:
+            return self._steps_per_epoch
+        return self.layout(epoch).num_steps
+
+    def layout(self, epoch: int) -> order.TrainLayout:
+        """The training ``epoch``'s steps: modes, per-rank batch sizes, offsets (cached; train only)."""
+        _check_epoch(epoch)
+        if self._val is not None:
+            raise ValueError(f"layout: {self.index.split} is not a training split")
+        layout = self._layouts.get(epoch)
+        if layout is None:
+            layout = order.train_layout(
+                self.index.num_samples, self.batch_size_per_rank, self.world_size,
+                lambda step: self.mode(epoch, step) == LOW, self.low_batch_scale,
+            )
+            self._layouts[epoch] = layout
+            while len(self._layouts) > LAYOUT_CACHE_EPOCHS:
+                self._layouts.popitem(last=False)
+        else:
+            self._layouts.move_to_end(epoch)
+        return layout
 
     @property
     def rank_samples(self) -> int:
-        """Samples this rank reads per epoch."""
+        """Samples this rank reads per epoch: validation, or training with low_batch_scale 1 (steps x B).
+
+        Raises ValueError for training with low_batch_scale > 1: use ``rank_samples_in_epoch(epoch)``.
+        """
         if self._val is not None:
             return sum(len(b) for b in self._val)
-        return self.steps_per_epoch * self.batch_size_per_rank
+        if self.variable_steps:
+            raise ValueError(
+                f"rank_samples: with schedule.low_batch_scale = {self.low_batch_scale} the samples read vary per "
+                f"epoch; use rank_samples_in_epoch(epoch)"
+            )
+        return self._steps_per_epoch * self.batch_size_per_rank
+
+    def rank_samples_in_epoch(self, epoch: int) -> int:
+        """Samples this rank reads in ``epoch`` (training: the sum of its steps' batch sizes)."""
+        if self._val is not None:
+            return self.rank_samples
+        return int(self.layout(epoch).sizes.sum())
 
     def mode(self, epoch: int, step: int) -> str:
         return FULL if self.schedule is None else self.schedule.mode(epoch, step)
 
     def plans(self, epoch: int, start_step: int = 0) -> Iterator[StepPlan]:
-        """Plans of steps start_step..steps_per_epoch-1 of ``epoch``."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        if not 0 <= start_step <= self.steps_per_epoch:
-            raise ValueError(f"start_step must be in [0, {self.steps_per_epoch}], got {start_step}")
-        if self._val is not None:
-            batches = self._val
-        else:
-            batches = order.train_positions(
-                self.seed, epoch, self.index.num_samples, self.batch_size_per_rank, self.rank, self.world_size
-            )
-        for step in range(start_step, self.steps_per_epoch):
-            yield self._plan(epoch, step, batches[step])
+        """Plans of steps start_step..steps_in_epoch(epoch)-1 of ``epoch``.
 
-    def _plan(self, epoch: int, step: int, positions: np.ndarray) -> StepPlan:
-        mode = self.mode(epoch, step)
+        Validates its arguments when called (not when first iterated).
+        """
+        steps = self.steps_in_epoch(epoch)
+        if not 0 <= start_step <= steps:
+            raise ValueError(f"start_step must be in [0, {steps}] for epoch {epoch}, got {start_step}")
+        return self._plans(epoch, start_step, steps)
+
+    def _plans(self, epoch: int, start_step: int, steps: int) -> Iterator[StepPlan]:
+        if self._val is not None:
+            for step in range(start_step, steps):
+                yield self._plan(epoch, step, FULL, self._val[step])
+            return
+        layout = self.layout(epoch)
+        permutation = order.epoch_permutation(self.seed, epoch, self.index.num_samples)
+        for step in range(start_step, steps):
+            mode = LOW if layout.low[step] else FULL
+            yield self._plan(epoch, step, mode, layout.positions(permutation, step, self.rank))
+
+    def _plan(self, epoch: int, step: int, mode: str, positions: np.ndarray) -> StepPlan:
         pad = augment.pad_for(self.crop_pad_px, self.index.ratio, mode)
         aug = augment.batch_params(self.seed, epoch, step, self.rank, mode, len(positions), pad, enabled=self.augment)
         return StepPlan(step=step, mode=mode, positions=np.asarray(positions), aug=aug)
@@ -100,3 +184,8 @@ class Planner:
     def keys(self, plan: StepPlan) -> list[str]:
         """Sample keys of a plan's positions."""
         return [self.index.keys[p] for p in plan.positions]
+
+
+def _check_epoch(epoch: int) -> None:
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")

@@ -5,18 +5,26 @@ counters: it hashes ``(seed, epoch, step)`` to a uniform number in [0, 1) and co
 epoch's low-mode probability. No RNG state exists, so every rank, every loader worker and a run
 resumed from a checkpoint draw the same modes without communicating. See ../shared/DESIGN.md
 ("Mode schedule").
+
+Policies: "bernoulli" (the paper: p in every epoch that allows low mode), "ramp" (low first: p falls
+from ``p`` at the start of training to 0 at ``ramp_end`` of it, then full only; needs the run's
+``total_epochs``), "alternate" (every k-th step low), "none" (baseline). ``low_batch_scale`` (Mix&Match
+"B+") is read by the pipeline's planner: a low step takes k times the per-rank batch, so an epoch's
+number of steps depends on its drawn modes (``pipeline.plan.Planner.steps_in_epoch``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 from preprocess.dataset_format import FULL, LOW, RESOLUTIONS
 
-POLICIES = ("bernoulli", "alternate", "none")
+POLICIES = ("bernoulli", "alternate", "none", "ramp")
+RAMP_SHAPES = ("linear", "cosine", "step")
 MODES = RESOLUTIONS  # a step's mode is the resolution it reads: FULL or LOW
 
 # Domain separation: the schedule's hash must not collide with other users of (seed, epoch, step).
@@ -41,6 +49,10 @@ def _is_probability(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check(ok: bool, field: str, expected: str, got: Any) -> None:
     if not ok:
         raise ValueError(f"schedule.{field}: expected {expected}, got {got!r}")
@@ -56,9 +68,10 @@ class ScheduleConfig:
 
     policy: str = "bernoulli"
     """"bernoulli": each step is low with probability p (the paper); "alternate": every
-    ``alternate_every``-th step is low; "none": every step is full (baseline)."""
+    ``alternate_every``-th step is low; "none": every step is full (baseline); "ramp": low first,
+    the probability falls from p to 0 at ``ramp_end`` of training (``ramp_shape``)."""
     p: float = 0.5
-    """Low-mode probability per step in epochs that allow low mode (bernoulli)."""
+    """Low-mode probability per step in epochs that allow low mode (bernoulli; ramp: at the start)."""
     alternate_every: int = 2
     """alternate: steps with ``step % alternate_every == alternate_every - 1`` are low (1 = all)."""
     full_epochs_after_milestone: int = 4
@@ -68,6 +81,16 @@ class ScheduleConfig:
     epoch_probabilities: tuple[float, ...] = ()
     """Explicit low-mode probability per epoch (bernoulli only; empty: not used); overrides p,
     milestones and warm-up. Epochs past the end of the list use its last value."""
+    ramp_end: float = 0.6
+    """ramp: the fraction of training, in (0, 1], at which the low-mode probability reaches 0; epochs
+    starting at or after it are full only."""
+    ramp_shape: str = "linear"
+    """ramp: how p falls over [0, ramp_end) of training, t = epoch / total_epochs: "linear"
+    p * (1 - t / ramp_end), "cosine" p * (1 + cos(pi * t / ramp_end)) / 2, "step" p until ramp_end."""
+    low_batch_scale: int = 1
+    """Mix&Match "B+": a low step takes ``low_batch_scale`` times the per-rank batch (1 = the paper).
+    An epoch still reads each sample at most once, so it has fewer steps, their number a pure function
+    of (seed, epoch, world size, batch, schedule): ``pipeline.plan.Planner.steps_in_epoch``."""
 
     def __post_init__(self) -> None:
         # TOML gives lists and None means "not used": store a tuple so the config stays hashable and immutable.
@@ -87,28 +110,42 @@ class ScheduleConfig:
         _check(not self.epoch_probabilities or self.policy == "bernoulli", "epoch_probabilities",
                f"an empty list unless policy is 'bernoulli' (policy is {self.policy!r})",
                list(self.epoch_probabilities))
+        _check(_is_number(self.ramp_end) and 0.0 < self.ramp_end <= 1.0, "ramp_end", "a number in (0, 1]",
+               self.ramp_end)
+        _check(self.ramp_shape in RAMP_SHAPES, "ramp_shape", f"one of {', '.join(RAMP_SHAPES)}", self.ramp_shape)
+        _check(_is_int(self.low_batch_scale) and self.low_batch_scale >= 1, "low_batch_scale", "an integer >= 1",
+               self.low_batch_scale)
 
 
 class ModeSchedule:
     """Per-step modes for one training run: ``mode(epoch, step)`` is "full" or "low".
 
-    ``seed`` is the run's seed and ``lr_milestones_epochs`` the optimiser's LR milestones (each
-    starts ``config.full_epochs_after_milestone`` full-only epochs); the same arguments always
-    give the same modes.
+    ``seed`` is the run's seed, ``lr_milestones_epochs`` the optimiser's LR milestones (each
+    starts ``config.full_epochs_after_milestone`` full-only epochs) and ``total_epochs`` the run's
+    number of epochs (required by policy "ramp", whose progress is epoch / total_epochs; None:
+    unknown); the same arguments always give the same modes.
     """
 
-    def __init__(self, config: ScheduleConfig, seed: int, *, lr_milestones_epochs=()) -> None:
+    def __init__(self, config: ScheduleConfig, seed: int, *, lr_milestones_epochs=(),
+                 total_epochs: int | None = None) -> None:
         if not _is_int(seed):
             raise ValueError(f"ModeSchedule seed must be an integer, got {seed!r}")
         milestones = lr_milestones_epochs
         if not isinstance(milestones, (list, tuple)) or any(not _is_int(m) or m < 0 for m in milestones):
             raise ValueError(f"lr_milestones_epochs: expected a list of integers >= 0, got {milestones!r}")
+        if total_epochs is not None and not (_is_int(total_epochs) and total_epochs >= 1):
+            raise ValueError(f"total_epochs: expected an integer >= 1 or None, got {total_epochs!r}")
+        if config.policy == "ramp" and total_epochs is None:
+            raise ValueError("total_epochs: schedule.policy 'ramp' needs the run's number of epochs "
+                             "(an integer >= 1), got None")
         self.config = config
         self.seed = seed
         self.lr_milestones_epochs: tuple[int, ...] = tuple(milestones)
+        self.total_epochs: int | None = total_epochs
 
     def __repr__(self) -> str:
-        return f"ModeSchedule({self.config!r}, seed={self.seed}, lr_milestones_epochs={self.lr_milestones_epochs})"
+        return (f"ModeSchedule({self.config!r}, seed={self.seed}, lr_milestones_epochs={self.lr_milestones_epochs}, "
+                f"total_epochs={self.total_epochs})")
 
     def full_only_epoch(self, epoch: int) -> bool:
         """True when ``epoch`` is a warm-up epoch or one of the N epochs from an LR milestone on."""
@@ -118,7 +155,13 @@ class ModeSchedule:
         return any(m <= epoch < m + n for m in self.lr_milestones_epochs)
 
     def p_for_epoch(self, epoch: int) -> float:
-        """Low-mode probability of a step in ``epoch`` (alternate: the fraction 1/k of low steps)."""
+        """Low-mode probability of a step in ``epoch`` (alternate: the fraction 1/k of low steps).
+
+        ramp: with t = epoch / total_epochs (progress at the epoch's start, so epoch 0 gets p), 0 for
+        t >= ramp_end, else linear p * (1 - t / ramp_end), cosine p * (1 + cos(pi * t / ramp_end)) / 2,
+        step p. Warm-up epochs and the full-only windows after LR milestones give 0 for every policy
+        but "none" (always 0) and explicit ``epoch_probabilities`` (which override them).
+        """
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         cfg = self.config
@@ -128,7 +171,22 @@ class ModeSchedule:
             return cfg.epoch_probabilities[min(epoch, len(cfg.epoch_probabilities) - 1)]
         if self.full_only_epoch(epoch):
             return 0.0
-        return cfg.p if cfg.policy == "bernoulli" else 1.0 / cfg.alternate_every
+        if cfg.policy == "alternate":
+            return 1.0 / cfg.alternate_every
+        if cfg.policy == "ramp":
+            return self._ramp_p(epoch)
+        return cfg.p
+
+    def _ramp_p(self, epoch: int) -> float:
+        cfg = self.config
+        t = epoch / self.total_epochs
+        if t >= cfg.ramp_end:
+            return 0.0
+        if cfg.ramp_shape == "linear":
+            return cfg.p * (1.0 - t / cfg.ramp_end)
+        if cfg.ramp_shape == "cosine":
+            return cfg.p * 0.5 * (1.0 + math.cos(math.pi * t / cfg.ramp_end))
+        return cfg.p  # step
 
     def mode(self, epoch: int, step: int) -> str:
         """"full" or "low" for ``step`` (0-based, within the epoch) of ``epoch``; pure, no state."""
@@ -147,7 +205,12 @@ class ModeSchedule:
         return [self.mode(epoch, step) for step in range(num_steps)]
 
     def expected_low_fraction(self, num_epochs: int, steps_per_epoch: int) -> float:
-        """Expected fraction of low steps over epochs 0..num_epochs-1 (exact for alternate/none)."""
+        """Expected fraction of low steps over epochs 0..num_epochs-1 (exact for alternate/none).
+
+        bernoulli and ramp: the mean of ``p_for_epoch`` over the epochs (each step is low with its
+        epoch's p). With ``low_batch_scale`` > 1, epochs do not all have ``steps_per_epoch`` steps;
+        the figure is still the expected fraction of low steps per epoch, averaged over epochs.
+        """
         if num_epochs < 1 or steps_per_epoch < 1:
             raise ValueError(f"num_epochs and steps_per_epoch must be >= 1, got {num_epochs}, {steps_per_epoch}")
         if self.config.policy == "alternate":

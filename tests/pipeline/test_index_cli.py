@@ -106,11 +106,11 @@ def test_inspect_json_in_another_process_matches_the_loader(data_dir, kind):
     loader = make_loader(data_dir, "train", batch_size_per_rank=16, seed=4, rank=1, world_size=2, kind="torch",
                          schedule=ModeSchedule(ScheduleConfig(p=0.5), seed=4), num_workers=0)
     expected = [
-        {"step": b.step, "mode": b.mode, "shape": list(b.images.shape), "keys": b.keys}
+        {"step": b.step, "mode": b.mode, "batch_size": 16, "shape": list(b.images.shape), "keys": b.keys}
         for b, _ in zip(loader.epoch(2), range(3))
     ]
     assert out["steps"] == expected
-    assert all(set(s) == {"step", "mode", "shape", "keys"} for s in out["steps"])
+    assert all(set(s) == {"step", "mode", "batch_size", "shape", "keys"} for s in out["steps"])
 
 
 def test_cli_exit_code_2_in_a_real_process(tmp_path):
@@ -129,3 +129,35 @@ def test_bench_json(data_dir, capsys):
     assert set(out) == {"loader", "mode", "batch_size", "images_per_s", "ms_per_batch"}
     assert (out["loader"], out["mode"], out["batch_size"]) == ("dali", "low", 16)
     assert out["images_per_s"] > 0 and out["ms_per_batch"] > 0
+
+
+def test_inspect_shows_each_steps_batch_size_with_low_batch_scale(data_dir, capsys):
+    args = ["inspect", str(data_dir), "--loader", "torch", "--workers", "0", "--seed", "4", "--epoch", "1",
+            "--batch-size", "16", "--steps", "100", "--policy", "ramp", "--total-epochs", "4", "--ramp-end", "1",
+            "--ramp-shape", "step", "--p", "0.5", "--low-batch-scale", "2"]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    schedule = ModeSchedule(ScheduleConfig(policy="ramp", p=0.5, ramp_end=1, ramp_shape="step", low_batch_scale=2),
+                            seed=4, total_epochs=4)
+    loader = make_loader(data_dir, "train", batch_size_per_rank=16, seed=4, kind="torch", schedule=schedule,
+                         num_workers=0)
+    layout = loader.planner.layout(1)
+    assert out["steps_per_epoch"] == loader.steps_in_epoch(1) == len(out["steps"]) == layout.num_steps
+    assert [s["batch_size"] for s in out["steps"]] == layout.sizes.tolist()
+    assert [s["mode"] for s in out["steps"]] == ["low" if low else "full" for low in layout.low]
+    assert {(s["mode"], s["batch_size"], s["shape"][0]) for s in out["steps"]} == {("full", 16, 16), ("low", 32, 32)}
+    assert main(args) == 0
+    human = capsys.readouterr().out.splitlines()
+    assert human[0] == f"steps in epoch 1: {layout.num_steps}"
+    assert all(f"batch {s['batch_size']:4d}" in line for s, line in zip(out["steps"], human[1:]))
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--ramp-end", "1.5"], "error: schedule.ramp_end: expected a number in (0, 1], got 1.5"),
+    (["--low-batch-scale", "0"], "error: schedule.low_batch_scale: expected an integer >= 1, got 0"),
+    (["--policy", "ramp"], "error: total_epochs: "),
+])
+def test_inspect_bad_schedule_options_exit_2(data_dir, capsys, option, message):
+    assert main(["inspect", str(data_dir), "--loader", "torch", *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1

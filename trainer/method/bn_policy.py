@@ -1,4 +1,4 @@
-"""BatchNorm behaviour in low mode: the ``shared`` / ``separate`` / ``frozen`` policies.
+"""BatchNorm behaviour in low mode: the ``shared`` / ``separate`` / ``frozen`` / ``private`` policies.
 
 Low-mode activations have other statistics than full-mode ones (pooled kernels, downsampled
 images), so mixing both into one set of running averages breaks full-mode evaluation (DESIGN.md,
@@ -10,12 +10,23 @@ the policies differ only in which running statistics a low step updates:
 - ``frozen``   (default): low steps leave running statistics (and ``num_batches_tracked``) alone.
 - ``separate``: low steps update a second set of statistics, used only when the model is
                *evaluated in low mode* (a diagnostic; evaluation proper is always full mode).
+               The affine parameters (gamma, beta) are shared: low steps move them too.
+- ``private``  (RS-Nets: private BN per resolution): low mode has its own affine parameters
+               (``weight_low``, ``bias_low``, copies of ``weight`` / ``bias`` at conversion, only for
+               affine layers) *and* its own running statistics (as ``separate``). Low steps never
+               move ``weight`` / ``bias`` and full steps never move ``weight_low`` / ``bias_low``, so
+               each step leaves parameters without a gradient: under DDP use
+               ``find_unused_parameters=True`` when :func:`has_mode_specific_parameters` says so.
 
-State-dict keys stay the original's for every policy (pretrained weights and checkpoints load either
-way with ``strict=True``): the ``separate`` low-mode buffers (``running_mean_low``,
-``running_var_low``, ``num_batches_tracked_low``) are registered non-persistent. Use
-:func:`low_bn_state_dict` / :func:`load_low_bn_state_dict` to save and restore them beside a
-checkpoint when low-mode evaluation after a resume matters; training itself never reads them.
+State-dict keys stay the original's for every policy except ``private`` (pretrained weights and
+checkpoints load either way with ``strict=True``): the low-mode statistics of ``separate`` and
+``private`` (``running_mean_low``, ``running_var_low``, ``num_batches_tracked_low``) are registered
+non-persistent. Use :func:`low_bn_state_dict` / :func:`load_low_bn_state_dict` to save and restore
+them beside a checkpoint when low-mode evaluation after a resume matters; training itself never reads
+them. ``private``'s ``weight_low`` / ``bias_low`` are trained parameters, so they ARE persistent: its
+state dict has the original keys plus ``<bn>.weight_low`` / ``<bn>.bias_low`` (a checkpoint of a
+``private`` run loads only into a ``private`` model with ``strict=True``). Re-converting a layer to
+another policy removes them again.
 """
 
 from __future__ import annotations
@@ -27,8 +38,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from trainer.method.class_swap import mixin_subclass
 
-BN_POLICIES = ("shared", "separate", "frozen")
+BN_POLICIES = ("shared", "separate", "frozen", "private")
 LOW_BUFFERS = ("running_mean_low", "running_var_low", "num_batches_tracked_low")
+LOW_PARAMETERS = ("weight_low", "bias_low")
+"""``private``'s low-mode affine parameters (persistent: in ``state_dict``)."""
+_LOW_STATS_POLICIES = ("separate", "private")
 
 
 class DualModeBatchNormMixin:
@@ -41,16 +55,21 @@ class DualModeBatchNormMixin:
         if not self.low_mode or self.bn_policy == "shared":
             return super().forward(input)
         self._check_input_dim(input)
-        if self.bn_policy == "separate" and self.track_running_stats:
-            return self._low_forward_separate(input)
+        weight, bias = self._low_affine()
+        if self.bn_policy in _LOW_STATS_POLICIES and self.track_running_stats:
+            return self._low_forward_separate(input, weight, bias)
         if self.training or not self.track_running_stats:
-            # frozen: batch statistics, no running-statistics update.
-            return F.batch_norm(
-                input, None, None, self.weight, self.bias, True, 0.0, self.eps
-            )
+            # frozen (or private without running statistics): batch statistics, nothing updated.
+            return F.batch_norm(input, None, None, weight, bias, True, 0.0, self.eps)
         return super().forward(input)  # frozen, eval in low mode: the full-mode statistics
 
-    def _low_forward_separate(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+    def _low_affine(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The affine parameters low mode uses: ``private``'s own, else the shared ones."""
+        if self.bn_policy == "private" and self.affine:
+            return self.weight_low, self.bias_low
+        return self.weight, self.bias
+
+    def _low_forward_separate(self, input: torch.Tensor, weight, bias) -> torch.Tensor:  # noqa: A002
         """nn.BatchNorm's forward with the ``*_low`` buffers in place of the running ones."""
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training:
@@ -61,8 +80,8 @@ class DualModeBatchNormMixin:
             input,
             self.running_mean_low,
             self.running_var_low,
-            self.weight,
-            self.bias,
+            weight,
+            bias,
             self.training,
             momentum,
             self.eps,
@@ -84,11 +103,38 @@ def convert_batchnorm(module: _BatchNorm, policy: str) -> bool:
         module.__class__ = dual_mode_bn_class(type(module))
     module.bn_policy = policy
     module.low_mode = False
-    if policy == "separate" and module.track_running_stats and not hasattr(
+    if policy in _LOW_STATS_POLICIES and module.track_running_stats and not hasattr(
         module, "running_mean_low"
     ):
         _add_low_buffers(module)
+    if policy == "private" and module.affine:
+        if not hasattr(module, "weight_low"):
+            _add_low_parameters(module)
+    else:
+        for name in LOW_PARAMETERS:  # back to the original state_dict keys
+            if name in module._parameters:
+                del module._parameters[name]
     return True
+
+
+def _add_low_parameters(module: _BatchNorm) -> None:
+    """``private``'s low-mode affine parameters: copies of the layer's current ones."""
+    for name, source in zip(LOW_PARAMETERS, (module.weight, module.bias)):
+        param = nn.Parameter(source.detach().clone(), requires_grad=source.requires_grad)
+        module.register_parameter(name, param)
+
+
+def has_mode_specific_parameters(model: nn.Module) -> bool:
+    """True when some parameter gets a gradient in one mode only (``private`` BN layers).
+
+    Then every step leaves parameters unused, and DDP needs ``find_unused_parameters=True``.
+    """
+    return any(
+        isinstance(module, DualModeBatchNormMixin)
+        and module.bn_policy == "private"
+        and "weight_low" in module._parameters
+        for module in model.modules()
+    )
 
 
 def _add_low_buffers(module: _BatchNorm) -> None:

@@ -7,8 +7,17 @@ modules to skip in low mode (the stem max-pool) become pass-through in low mode,
 get the chosen low-mode policy (:mod:`trainer.method.bn_policy`). In full mode every converted module runs
 its original ``forward``, so outputs are bit-identical to the unconverted model.
 
-The mode is a plain attribute on each converted module, set by :func:`set_mode` /
-:func:`mode_context` through DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers.
+``low_kernels`` (:data:`LOW_KERNELS`) chooses what low mode does with the selected convolutions:
+``"pool"`` (the paper, default) as above; ``"keep"`` (progressive resizing's low step) converts no
+convolution and skips nothing (the stem max-pool is kept), so low mode runs the same kernels on the
+downsampled image; only the BN policy differs from the unconverted model.
+:func:`check_low_mode_input` dry-runs low mode at a given input size and names the module where the
+feature map would shrink below one pixel.
+
+The mode is a plain attribute on each converted module and on the converted root module (which
+:func:`convert_to_dual_mode` marks, so a model with nothing swapped, e.g. ``keep`` + ``shared``, still
+has a mode), set by :func:`set_mode` / :func:`mode_context` through DDP (``.module``) and
+``torch.compile`` (``._orig_mod``) wrappers.
 Under ``torch.compile`` Dynamo guards on that attribute: one graph per mode, compiled once each
 (use ``dynamic=False`` so the 16×16 low-mode input gets a static graph of its own rather than a
 dynamic-shape one). Build order: construct → convert → device / memory format → compile → DDP.
@@ -31,6 +40,7 @@ from trainer.method.bn_policy import (
     BN_POLICIES,
     DualModeBatchNormMixin,
     convert_batchnorm,
+    has_mode_specific_parameters,
     load_low_bn_state_dict,
     low_bn_state_dict,
 )
@@ -47,13 +57,17 @@ LOW_CHANNELS_LAST_ON_CPU = True
 
 __all__ = [
     "BN_POLICIES",
+    "LOW_KERNELS",
     "MODES",
     "PRESETS",
     "ConversionPreset",
     "ConversionReport",
     "DualModeConv2d",
+    "check_low_mode_input",
     "convert_to_dual_mode",
     "get_mode",
+    "has_mode_specific_parameters",
+    "is_dual_mode",
     "load_low_bn_state_dict",
     "low_bn_state_dict",
     "mode_context",
@@ -61,6 +75,11 @@ __all__ = [
     "set_mode",
     "unwrap",
 ]
+
+
+LOW_KERNELS = ("pool", "keep")
+"""What selected convolutions do in low mode: "pool" (the paper: T(W), e.g. 3x3 -> 1x1, and the stem
+max-pool skipped) or "keep" (progressive resizing's low step: the same kernels, max-pool kept)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,8 @@ class ConversionReport:
     skipped_in_low: modules that pass their input through in low mode.
     unsupported: name → why a selected conv was left alone.
     bn_policy / bn_layers: the BatchNorm policy and the layers it was applied to.
+    low_kernels: "pool" or "keep" (:data:`LOW_KERNELS`); with "keep", converted and skipped_in_low
+    are empty by design.
     """
 
     converted: list[str] = field(default_factory=list)
@@ -100,6 +121,7 @@ class ConversionReport:
     bn_policy: str = "frozen"
     bn_layers: list[str] = field(default_factory=list)
     ratio: int = 2
+    low_kernels: str = "pool"
 
     def summary(self) -> str:
         """One log line: counts and the distinct kernel changes."""
@@ -107,7 +129,8 @@ class ConversionReport:
         return (
             f"dual-mode: {len(self.converted)} convs converted ({', '.join(changes) or 'none'}), "
             f"{len(self.skipped_in_low)} skipped in low mode, {len(self.unsupported)} unsupported, "
-            f"bn_policy={self.bn_policy} on {len(self.bn_layers)} BN layers, ratio={self.ratio}"
+            f"bn_policy={self.bn_policy} on {len(self.bn_layers)} BN layers, ratio={self.ratio}, "
+            f"low_kernels={self.low_kernels}"
         )
 
     def to_dict(self) -> dict:
@@ -120,6 +143,7 @@ class ConversionReport:
             "bn_policy": self.bn_policy,
             "bn_layers": len(self.bn_layers),
             "ratio": self.ratio,
+            "low_kernels": self.low_kernels,
         }
 
 
@@ -169,6 +193,12 @@ def _skip_class(cls: type) -> type:
 
 _DUAL_TYPES = (DualModeConv2d, _SkipInLowMixin, DualModeBatchNormMixin)
 
+# Set by convert_to_dual_mode on the converted root module: its presence marks a dual-mode model
+# (even one where nothing was swapped, e.g. low_kernels="keep" + bn_policy="shared"), its value is
+# the root's mode. A plain instance attribute: not in state_dict, kept by pickle / deepcopy, never
+# read by forward (so torch.compile does not guard on it).
+_ROOT_MODE_ATTR = "lowmode_root_mode"
+
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside DDP / FSDP-style (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
@@ -192,6 +222,7 @@ def convert_to_dual_mode(
     skip_in_low: tuple[str, ...] | None = None,
     bn_policy: str = "frozen",
     ratio: int = 2,
+    low_kernels: str = "pool",
 ) -> ConversionReport:
     """Give ``model``'s selected convolutions a low-mode path, in place; return what changed.
 
@@ -202,10 +233,15 @@ def convert_to_dual_mode(
         kernel_sizes: spatial sizes (both dims must be listed) eligible for pooling.
         skip_in_low: regexes of modules (e.g. the stem max-pool) that pass input through in low
             mode; None means the preset's, or none.
-        bn_policy: "shared" | "separate" | "frozen" (see :mod:`trainer.method.bn_policy`).
+        bn_policy: one of :data:`BN_POLICIES` (see :mod:`trainer.method.bn_policy`).
         ratio: the input downsampling ratio r, which sets the pooled kernel size.
+        low_kernels: "pool" (the paper: selected convs use T(W) in low mode, skip_in_low modules
+            pass through) or "keep" (no conv converted, nothing skipped — skip_in_low and the
+            preset's are ignored —, only the BN policy applied: low mode runs the same kernels on
+            the downsampled image). "keep" refuses a model already converted with "pool".
 
-    Warns (``UserWarning``) when no convolution was converted or a skip pattern matched nothing.
+    Warns (``UserWarning``) when no convolution was converted (with "pool") or a skip pattern matched
+    nothing. The root module (``unwrap(model)``) is marked as converted, see :func:`is_dual_mode`.
     """
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -213,6 +249,8 @@ def convert_to_dual_mode(
         raise ValueError(f"bn_policy must be one of {BN_POLICIES}, got {bn_policy!r}")
     if not isinstance(ratio, int) or ratio < 2:
         raise ValueError(f"ratio must be an integer >= 2, got {ratio!r}")
+    if low_kernels not in LOW_KERNELS:
+        raise ValueError(f"low_kernels must be one of {LOW_KERNELS}, got {low_kernels!r}")
     chosen = PRESETS[preset] if preset is not None else None
     if name_pattern is None and chosen is not None:
         name_pattern = chosen.name_pattern
@@ -221,16 +259,24 @@ def convert_to_dual_mode(
     sizes = frozenset(int(k) for k in kernel_sizes)
 
     root = unwrap(model)
-    report = ConversionReport(bn_policy=bn_policy, ratio=ratio)
+    report = ConversionReport(bn_policy=bn_policy, ratio=ratio, low_kernels=low_kernels)
     pattern = re.compile(name_pattern) if name_pattern is not None else None
-    for name, module in root.named_modules():
-        if type(module) in (nn.Conv2d, DualModeConv2d) and _selected(name, module, pattern, sizes):
-            _convert_conv(name, module, ratio, report)
-    _mark_skips(root, skip_in_low, report)
+    if low_kernels == "pool":
+        for name, module in root.named_modules():
+            if type(module) in (nn.Conv2d, DualModeConv2d) and _selected(name, module, pattern, sizes):
+                _convert_conv(name, module, ratio, report)
+        _mark_skips(root, skip_in_low, report)
+    else:
+        pooled = [n for n, m in root.named_modules() if isinstance(m, (DualModeConv2d, _SkipInLowMixin))]
+        if pooled:
+            raise ValueError(f"low_kernels='keep': the model was already converted with 'pool' "
+                             f"(e.g. {pooled[0]!r}); convert a fresh model")
     for name, module in root.named_modules():
         if isinstance(module, _BatchNorm) and convert_batchnorm(module, bn_policy):
             report.bn_layers.append(name)
-    if not report.converted:
+    setattr(root, _ROOT_MODE_ATTR, FULL)
+    set_mode(root, FULL)  # a (re-)converted model starts in full mode everywhere
+    if low_kernels == "pool" and not report.converted:
         warnings.warn(
             f"convert_to_dual_mode: no convolution matched (name_pattern={name_pattern!r}, "
             f"kernel_sizes={sorted(sizes)}); low mode only downsamples the input",
@@ -307,14 +353,30 @@ def _dual_modules(model: nn.Module) -> Iterator[nn.Module]:
     return (m for m in model.modules() if isinstance(m, _DUAL_TYPES))
 
 
+def _marked_roots(model: nn.Module) -> Iterator[nn.Module]:
+    """Modules :func:`convert_to_dual_mode` converted (as roots), found through wrappers."""
+    return (m for m in model.modules() if _ROOT_MODE_ATTR in m.__dict__)
+
+
+def is_dual_mode(model: nn.Module) -> bool:
+    """Whether ``model`` (wrapped or not) was converted by :func:`convert_to_dual_mode`."""
+    return any(True for _ in _marked_roots(model)) or any(True for _ in _dual_modules(model))
+
+
 def set_mode(model: nn.Module, mode: str) -> None:
-    """Switch every converted module of ``model`` (wrapped or not) to "full" or "low" mode."""
+    """Switch every converted module of ``model`` (wrapped or not) to "full" or "low" mode.
+
+    Raises ValueError for "low" on a model that was never converted.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     low = mode == LOW
     found = False
     for module in _dual_modules(model):
         module.low_mode = low
+        found = True
+    for module in _marked_roots(model):
+        setattr(module, _ROOT_MODE_ATTR, mode)
         found = True
     if low and not found:
         raise ValueError("set_mode(model, 'low'): model has no dual-mode modules; "
@@ -324,6 +386,7 @@ def set_mode(model: nn.Module, mode: str) -> None:
 def get_mode(model: nn.Module) -> str:
     """The model's current mode ("full" for a model that was never converted)."""
     modes = {module.low_mode for module in _dual_modules(model)}
+    modes |= {getattr(module, _ROOT_MODE_ATTR) == LOW for module in _marked_roots(model)}
     if len(modes) > 1:
         raise RuntimeError("dual-mode modules disagree on the mode; use set_mode on the whole model")
     return LOW if modes == {True} else FULL
@@ -338,6 +401,77 @@ def mode_context(model: nn.Module, mode: str) -> Iterator[nn.Module]:
         yield model
     finally:
         set_mode(model, previous)
+
+
+def _spatial(shape) -> str:
+    return "x".join(str(d) for d in shape[2:]) if len(shape) > 2 else "x".join(str(d) for d in shape)
+
+
+def check_low_mode_input(model: nn.Module, in_channels: int, low_height: int, low_width: int) -> None:
+    """Dry-run low mode on a ``low_height`` × ``low_width`` input; ValueError where it shrinks below 1 px.
+
+    Forwards a batch of 2 zero images (``in_channels`` channels, the model's device and dtype) in
+    low mode, eval mode and without gradients, through the unwrapped model. Raises ValueError naming
+    the module (qualified name, as in ``named_modules()``) whose output has a spatial size below one
+    pixel, or whose forward fails (torch raises RuntimeError for a conv / pool on a too-small input)
+    together with that module's input size. The model's mode, train/eval flags (per module) and
+    state (BN running statistics: eval mode reads them only) are left as they were.
+
+    Raises TypeError for a model that was never converted (it has no low mode).
+    """
+    for label, value in (("in_channels", in_channels), ("low_height", low_height), ("low_width", low_width)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"check_low_mode_input: {label} must be an integer >= 1, got {value!r}")
+    root = unwrap(model)
+    if not is_dual_mode(root):
+        raise TypeError("check_low_mode_input: the model has no low mode; call convert_to_dual_mode first")
+    reference = next(root.parameters(), None)
+    if reference is None:
+        reference = next(root.buffers(), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    dtype = reference.dtype if reference is not None and reference.is_floating_point() else torch.float32
+    names = {module: (name or "<model>") for name, module in root.named_modules()}
+    stack: list[tuple[str, nn.Module, str]] = []  # (name, module, input size) of modules running now
+
+    def enter(module, args):
+        tensor = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        stack.append((names[module], module, "?" if tensor is None else _spatial(tensor.shape)))
+
+    def leave(module, args, output):
+        name, _, size = stack.pop()
+        if isinstance(output, torch.Tensor) and output.dim() > 2 and min(output.shape[2:]) < 1:
+            raise _TooSmall(f"module {name!r} ({type(module).__name__}) turns its {size} input into a "
+                            f"{_spatial(output.shape)} output")
+
+    handles = []
+    for module in names:
+        handles.append(module.register_forward_pre_hook(enter))
+        handles.append(module.register_forward_hook(leave))
+    flags = [(module, module.training) for module in root.modules()]
+    where = f"low-mode input {low_height}x{low_width}"
+    try:
+        root.eval()
+        x = torch.zeros(2, in_channels, low_height, low_width, device=device, dtype=dtype)
+        with torch.no_grad(), mode_context(root, LOW):
+            root(x)
+    except _TooSmall as err:
+        raise ValueError(f"{where}: {err}; the feature map shrinks below 1 pixel") from None
+    except RuntimeError as err:
+        if not stack:
+            raise
+        name, module, size = stack[-1]
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{where}: module {name!r} ({type(module).__name__}) fails on its {size} input: "
+                         f"{first}") from err
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in flags:
+            module.training = training
+
+
+class _TooSmall(Exception):
+    """Raised inside :func:`check_low_mode_input`'s hooks (not a RuntimeError, so it passes through)."""
 
 
 def _batch_images(batch) -> torch.Tensor:

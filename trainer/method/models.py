@@ -130,10 +130,10 @@ def default_preset(name: str) -> str:
     return _REGISTRY[name][1]
 
 
-def build_dual_mode_model(name: str, *, bn_policy: str = "frozen", ratio: int = 2,
+def build_dual_mode_model(name: str, *, bn_policy: str = "frozen", ratio: int = 2, low_kernels: str = "pool",
                           **options) -> tuple[nn.Module, ConversionReport]:
     """``build_model(name, **options)`` converted with the model's default preset."""
     model = build_model(name, **options)
     report = convert_to_dual_mode(model, preset=default_preset(name), bn_policy=bn_policy,
-                                  ratio=ratio)
+                                  ratio=ratio, low_kernels=low_kernels)
     return model, report

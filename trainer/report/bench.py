@@ -4,11 +4,22 @@
     python -m trainer.bench --model resnet50 --device cuda --bf16 --channels-last --compile --json
 
 Inputs are random: 32×32 in full mode and 32/r × 32/r in low mode (r = --ratio, default 2), with
-the model's ``in_channels``. The modes alternate step by step, as in training (and so that load from
-other processes on a shared machine hits both alike): ``--warmup`` untimed rounds, then ``--iters``
-timed ones; each mode's time is its median step (ms), CUDA synchronised around every step. The
-model is converted with its default preset and the ``frozen`` BN policy; SGD has momentum 0.9 and
-weight decay 5e-4. ``--compile`` compiles the model (not the optimizer step) with ``dynamic=False``.
+the model's ``in_channels``. Two low steps are measured: the paper's (``low_kernels="pool"``: pooled
+kernels, stem max-pool skipped; keys ``low_*``, ``ratio``, ``flops_ratio``, ``cpu_ratio``) and
+progressive resizing's (``low_kernels="keep"``: the same 3×3 kernels, max-pool kept, on the same
+32/r inputs; keys ``keep_*``), each a model of its own (same initial weights, its own optimizer).
+The steps alternate full → low → keep low, as in training (and so that load from other processes on
+a shared machine hits all alike): ``--warmup`` untimed rounds, then ``--iters`` timed ones; each
+step's time is its median (ms), CUDA synchronised around every step. The full step is the "pool"
+model's (both models' full modes are the unconverted network). Models are converted with their
+default preset and the ``frozen`` BN policy; SGD has momentum 0.9 and weight decay 5e-4.
+``--compile`` compiles the models (not the optimizer step) with ``dynamic=False``.
+
+Result keys (one flat JSON object): ``full_ms``, ``low_ms``, ``keep_low_ms``; ``ratio`` =
+low/full and ``keep_ratio`` = keep low/full (wall-clock); ``flops_ratio``, ``keep_flops_ratio``;
+``full_gflops``, ``low_gflops``, ``keep_low_gflops``; ``peak_mem_full_mb``, ``peak_mem_low_mb``,
+``peak_mem_keep_low_mb``; ``full_cpu_ms``, ``low_cpu_ms``, ``keep_low_cpu_ms``, ``cpu_ratio``,
+``keep_cpu_ratio``; and the configuration.
 
 ``peak_mem_*_mb`` is the peak memory of all live tensors during one eager step (parameters,
 gradients, optimizer state, activations, temporaries), MiB: on CUDA ``max_memory_allocated``; on CPU
@@ -41,6 +52,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trainer.method.dualmode import set_mode
 from trainer.method.models import MODEL_NAMES, build_dual_mode_model
+
+# The timed steps, in the order each round runs them: name -> (model kind, mode).
+STEPS = {"full": ("pool", "full"), "low": ("pool", "low"), "keep_low": ("keep", "low")}
 
 
 @dataclass(frozen=True)
@@ -143,25 +157,39 @@ def _flops(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg, de
     return counter.get_total_flops()
 
 
-def _time_modes(step, inputs: dict, model: nn.Module, cfg: BenchConfig, device) -> dict:
-    """Median wall and process-CPU step time (ms) per mode: {mode: (wall_ms, cpu_ms)}.
+def _time_steps(entries: dict, cfg: BenchConfig, device) -> dict:
+    """Median wall and process-CPU step time (ms) per entry: {name: (wall_ms, cpu_ms)}.
 
-    Modes alternate step by step, as in training, so that load from other processes on a shared
-    machine hits both modes alike.
+    entries: {name: (step, model, mode, (images, labels))}. The entries alternate step by step, as
+    the modes do in training, so that load from other processes on a shared machine hits all alike.
     """
-    wall: dict[str, list[float]] = {mode: [] for mode in inputs}
-    cpu: dict[str, list[float]] = {mode: [] for mode in inputs}
+    wall: dict[str, list[float]] = {name: [] for name in entries}
+    cpu: dict[str, list[float]] = {name: [] for name in entries}
     for i in range(cfg.warmup + cfg.iters):
-        for mode, (images, labels) in inputs.items():
+        for name, (step, model, mode, (images, labels)) in entries.items():
             set_mode(model, mode)
             _sync(device)
             start, start_cpu = time.perf_counter(), time.process_time()
             step(images, labels)
             _sync(device)
             if i >= cfg.warmup:
-                wall[mode].append((time.perf_counter() - start) * 1e3)
-                cpu[mode].append((time.process_time() - start_cpu) * 1e3)
-    return {m: (statistics.median(wall[m]), statistics.median(cpu[m])) for m in inputs}
+                wall[name].append((time.perf_counter() - start) * 1e3)
+                cpu[name].append((time.process_time() - start_cpu) * 1e3)
+    return {n: (statistics.median(wall[n]), statistics.median(cpu[n])) for n in entries}
+
+
+def _setup(cfg: BenchConfig, device: torch.device, low_kernels: str) -> dict:
+    """One converted model with its optimizer and (compiled, eager) steps; seed 0 weights."""
+    torch.manual_seed(0)
+    model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio, in_channels=cfg.in_channels,
+                                     low_kernels=low_kernels)
+    model = model.to(device).train()
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    run = torch.compile(model, dynamic=False) if cfg.compile else model
+    return {"model": model, "opt": opt, "step": _make_step(run, opt, cfg, device),
+            "eager_step": _make_step(model, opt, cfg, device)}
 
 
 def run_benchmark(cfg: BenchConfig) -> dict:
@@ -169,39 +197,45 @@ def run_benchmark(cfg: BenchConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
-    torch.manual_seed(0)
-    model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio, in_channels=cfg.in_channels)
-    in_channels = cfg.in_channels
-    model = model.to(device).train()
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    run = torch.compile(model, dynamic=False) if cfg.compile else model
-    step = _make_step(run, opt, cfg, device)
-    eager_step = _make_step(model, opt, cfg, device)
+    setups = {kind: _setup(cfg, device, kind) for kind in ("pool", "keep")}
     result = {"model": cfg.model, "device": cfg.device, "batch_size": cfg.batch_size,
               "full_size": cfg.full_size, "in_channels": cfg.in_channels}
     sizes = {"full": cfg.full_size, "low": cfg.full_size // cfg.ratio}
-    inputs = {mode: _inputs(cfg, in_channels, size, device) for mode, size in sizes.items()}
-    times = _time_modes(step, inputs, model, cfg, device)
+    inputs = {mode: _inputs(cfg, cfg.in_channels, size, device) for mode, size in sizes.items()}
+    entries = {name: (setups[kind]["step"], setups[kind]["model"], mode, inputs[mode])
+               for name, (kind, mode) in STEPS.items()}
+    times = _time_steps(entries, cfg, device)
     flops, peaks = {}, {}
-    for mode, (images, labels) in inputs.items():
-        set_mode(model, mode)
-        flops[mode] = _flops(model, images, labels, cfg, device)
-        peaks[mode] = _peak_memory_mb(eager_step, model, opt, images, labels, device)
+    for name, (kind, mode) in STEPS.items():
+        setup, (images, labels) = setups[kind], inputs[mode]
+        set_mode(setup["model"], mode)
+        flops[name] = _flops(setup["model"], images, labels, cfg, device)
+        peaks[name] = _peak_memory_mb(setup["eager_step"], setup["model"], setup["opt"], images, labels, device)
     (full_ms, full_cpu_ms), (low_ms, low_cpu_ms) = times["full"], times["low"]
+    keep_ms, keep_cpu_ms = times["keep_low"]
+
+    def mem(name: str) -> float | None:
+        return None if peaks[name] is None else round(peaks[name], 1)
+
     result.update(
         full_ms=round(full_ms, 2),
         low_ms=round(low_ms, 2),
         ratio=round(low_ms / full_ms, 4),
         flops_ratio=round(flops["low"] / flops["full"], 4),
-        peak_mem_full_mb=None if peaks["full"] is None else round(peaks["full"], 1),
-        peak_mem_low_mb=None if peaks["low"] is None else round(peaks["low"], 1),
+        peak_mem_full_mb=mem("full"),
+        peak_mem_low_mb=mem("low"),
         full_cpu_ms=round(full_cpu_ms, 2),
         low_cpu_ms=round(low_cpu_ms, 2),
         cpu_ratio=round(low_cpu_ms / full_cpu_ms, 4),
         full_gflops=round(flops["full"] / 1e9, 3),
         low_gflops=round(flops["low"] / 1e9, 3),
+        keep_low_ms=round(keep_ms, 2),
+        keep_ratio=round(keep_ms / full_ms, 4),
+        keep_flops_ratio=round(flops["keep_low"] / flops["full"], 4),
+        peak_mem_keep_low_mb=mem("keep_low"),
+        keep_low_cpu_ms=round(keep_cpu_ms, 2),
+        keep_cpu_ratio=round(keep_cpu_ms / full_cpu_ms, 4),
+        keep_low_gflops=round(flops["keep_low"] / 1e9, 3),
         channels_last=cfg.channels_last, bf16=cfg.bf16, compile=cfg.compile,
         threads=torch.get_num_threads(), iters=cfg.iters, warmup=cfg.warmup,
     )

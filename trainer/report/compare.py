@@ -10,7 +10,9 @@ time-to-target is the wall-clock of the first evaluated epoch at or above the ta
 The baseline is ``--baseline``, else the first run with schedule.policy "none" (or no low steps).
 
 Writes DIR/table.md, DIR/compare.json, DIR/accuracy_vs_time.png, DIR/velocity.png and DIR/compare.png
-(both plots side by side).
+(both plots side by side). With ``--frontier`` (many runs: the baseline at several budgets, variants at
+one or more) it also writes the accuracy-vs-time frontier (:mod:`trainer.report.frontier`):
+DIR/frontier.md, DIR/frontier.json and DIR/frontier.png, and prints that table first.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.report import frontier as frontier_view
 from trainer.report.metrics import read_records, summarize
 from trainer.report.rundir import RunDir
 
@@ -40,6 +43,8 @@ class Run:
     policy: str
     label: str = ""
     derived: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    """Flat {"section.key": value} of RUN/config.toml (empty when the run has none)."""
 
     @property
     def evaluated(self) -> list[dict[str, Any]]:
@@ -53,12 +58,12 @@ def load_run(path: str | Path) -> Run:
         raise CompareError(f"{run_dir.path}: no {run_dir.metrics.name} (is this a lowmode-train run directory?)")
     records = list(read_records(run_dir.metrics))
     summary = run_dir.read_summary() or summarize(records)
-    config = run_dir.read_config() or {}
-    policy = config.get("schedule", {}).get("policy", "unknown")
+    config = frontier_view.flatten(run_dir.read_config() or {})
+    policy = config.get("schedule.policy", "unknown")
     epochs = [r for r in records if r.get("kind") == "epoch"]
     if not any(e.get("val_acc") is not None for e in epochs):
         raise CompareError(f"{run_dir.path}: no evaluated epoch in {run_dir.metrics.name}")
-    return Run(run_dir.path, summary, epochs, policy, label=run_dir.path.name)
+    return Run(run_dir.path, summary, epochs, policy, label=run_dir.path.name, config=config)
 
 
 def pick_baseline(runs: list[Run], explicit: str | None) -> Run:
@@ -204,9 +209,20 @@ def write_plots(runs: list[Run], target: float, out: Path) -> None:
     plt.close(fig)
 
 
+def frontier(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
+    """The frontier analysis (trainer.report.frontier) of loaded runs."""
+    points = [frontier_view.RunPoint(str(r.path), r.config, r.evaluated[-1]["val_acc"],
+                                     float(r.epochs[-1]["train_wall_s"])) for r in runs]
+    try:
+        return frontier_view.analyse(points, baseline)
+    except frontier_view.FrontierError as exc:
+        raise CompareError(f"--frontier: {exc}") from None
+
+
 def compare(run_dirs: list[str], *, target_acc: float | None = None, baseline: str | None = None,
-            out: str | Path | None = None) -> dict[str, Any]:
-    """Load, analyse and (when ``out``) write table.md, compare.json and the plots; returns the results."""
+            out: str | Path | None = None, with_frontier: bool = False) -> dict[str, Any]:
+    """Load, analyse and (when ``out``) write table.md, compare.json and the plots (and the frontier's
+    files when ``with_frontier``); returns the results."""
     runs = [load_run(p) for p in run_dirs]
     base = pick_baseline(runs, baseline)
     if target_acc is None:
@@ -219,11 +235,19 @@ def compare(run_dirs: list[str], *, target_acc: float | None = None, baseline: s
     table = markdown_table(runs, base, target, source)
     result = {"target_acc": target, "baseline": str(base.path), "table": table,
               "runs": {str(r.path): r.derived for r in runs}}
+    if with_frontier:
+        result["frontier"] = frontier(runs, baseline)
+        result["frontier_table"] = frontier_view.markdown(result["frontier"])
     if out is not None:
         out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise CompareError(f"--out {out}: exists and is not a directory")
         out.mkdir(parents=True, exist_ok=True)
+        if with_frontier:
+            frontier_view.write_outputs(result["frontier"], out)
         (out / "table.md").write_text(table)
-        (out / "compare.json").write_text(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2) + "\n")
+        (out / "compare.json").write_text(json.dumps({k: v for k, v in result.items() if k not in (
+            "table", "frontier", "frontier_table")}, indent=2) + "\n")
         write_plots(runs, target, out)
     return result
 
@@ -236,14 +260,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="target validation accuracy as a fraction, e.g. 0.94 (default: the baseline's final)")
     parser.add_argument("--baseline", default=None,
                         help="which run is the baseline (default: the first with schedule.policy none)")
+    parser.add_argument("--frontier", action="store_true",
+                        help="also write the accuracy-vs-time frontier (frontier.md/.json/.png): runs grouped into "
+                             "families (config minus budget and seed), time saved at equal accuracy")
     parser.add_argument("--out", default="compare",
                         help="output directory for table.md, compare.json and the PNGs (default: ./compare)")
     args = parser.parse_args(argv)
     try:
-        result = compare(args.runs, target_acc=args.target_acc, baseline=args.baseline, out=args.out)
+        result = compare(args.runs, target_acc=args.target_acc, baseline=args.baseline, out=args.out,
+                         with_frontier=args.frontier)
     except CompareError as exc:
         print(f"lowmode-compare: error: {exc}", file=sys.stderr)
         return 2
+    if args.frontier:
+        print(result["frontier_table"])
+        print(f"written: {Path(args.out) / 'frontier.md'}, frontier.json, frontier.png\n")
     print(result["table"], end="")
     print(f"\nwritten: {Path(args.out) / 'table.md'}, compare.json, accuracy_vs_time.png, velocity.png, compare.png")
     return 0

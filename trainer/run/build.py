@@ -76,7 +76,7 @@ def per_rank_batch(global_batch_size: int, world_size: int) -> int:
 def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Module, dict | None]:
     """The registry model for the dataset, converted for low mode when ``model.dual_mode`` (report as a
     dict, else None)."""
-    from trainer.method.dualmode import convert_to_dual_mode
+    from trainer.method.dualmode import check_low_mode_input, convert_to_dual_mode
     from trainer.method.models import build_model, default_preset
 
     in_channels = mc.in_channels or manifest.channels
@@ -94,7 +94,14 @@ def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Modul
     report = convert_to_dual_mode(
         model, preset=preset, name_pattern=mc.name_pattern or None, kernel_sizes=mc.kernel_sizes,
         skip_in_low=mc.skip_in_low or None, bn_policy=mc.bn_policy, ratio=manifest.ratio,
+        low_kernels=mc.low_kernels,
     )
+    low_h, low_w, _ = manifest.shape("low")
+    try:
+        check_low_mode_input(model, in_channels, low_h, low_w)
+    except ValueError as exc:
+        raise ConfigError(f"model.low_kernels / model.name: {mc.low_kernels!r} on {mc.name} cannot run the "
+                          f"{low_h}x{low_w} low-resolution images: {exc}") from None
     log.info(report.summary())
     return model, report.to_dict()
 
@@ -104,8 +111,10 @@ def wrap_model(model: torch.nn.Module, mc: ModelConfig, device: torch.device) ->
     model.to(device)
     if mc.channels_last:
         model.to(memory_format=torch.channels_last)
+    from trainer.method.bn_policy import has_mode_specific_parameters
+
     compiled = torch.compile(model) if mc.compile else model
-    return distributed.wrap_ddp(compiled, device), compiled
+    return distributed.wrap_ddp(compiled, device, find_unused_parameters=has_mode_specific_parameters(model)), compiled
 
 
 def build_optimizer(model: torch.nn.Module,
@@ -118,8 +127,10 @@ def build_optimizer(model: torch.nn.Module,
 
 
 def mode_schedule(config: TrainConfigRoot) -> ModeSchedule:
-    """The run's mode schedule: the ``schedule`` section, the run's seed and the optimiser's LR milestones."""
-    return ModeSchedule(config.schedule, config.train.seed, lr_milestones_epochs=config.optim.lr_milestones_epochs)
+    """The run's mode schedule: the ``schedule`` section, the run's seed, the optimiser's LR milestones and
+    the number of epochs (the ramp policy's clock)."""
+    return ModeSchedule(config.schedule, config.train.seed, lr_milestones_epochs=config.optim.lr_milestones_epochs,
+                        total_epochs=config.train.epochs)
 
 
 def build_loaders(dc: DataConfig, *, batch_size_per_rank: int, seed: int, info: DistInfo, device: torch.device,

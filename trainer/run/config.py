@@ -26,7 +26,7 @@ from pipeline.loader import KINDS
 from pipeline.schedule import ScheduleConfig
 from preprocess.files import json_sha256
 from trainer.method.bn_policy import BN_POLICIES
-from trainer.method.dualmode import PRESETS
+from trainer.method.dualmode import LOW_KERNELS, PRESETS
 from trainer.method.models import MODEL_NAMES, STEMS
 from trainer.report.rundir import tomllib
 from trainer.report.wandb_logger import WANDB_MODES
@@ -79,8 +79,12 @@ class ModelConfig:
     """Kernel sizes that get a pooled low-mode path (r = 2: 3x3 -> 1x1, 5x5 -> 3x3, 7x7 -> 3x3; see T)."""
     skip_in_low: tuple[str, ...] = ()
     """Regexes of modules bypassed in low mode; empty = the preset's (which drops the stem max-pool)."""
+    low_kernels: str = "pool"
+    """Low-mode convolutions: pool (the paper: pooled kernels, stem max-pool skipped) | keep (the same
+    kernels on the downsampled image, max-pool kept: progressive resizing's low step)."""
     bn_policy: str = "frozen"
-    """BatchNorm in low steps: frozen (batch stats, running stats untouched) | shared | separate."""
+    """BatchNorm in low steps (trainer.method.bn_policy.BN_POLICIES): frozen (batch stats, running stats
+    untouched) | shared | separate | private (own affine parameters and running stats)."""
     bn_recalibrate_batches: int = 0
     """Before each evaluation re-estimate BN running stats from N full-mode train batches (0 = off)."""
     channels_last: bool = False
@@ -95,6 +99,7 @@ class ModelConfig:
         _check(_is_regex(self.name_pattern), "model.name_pattern", "a valid regular expression", self.name_pattern)
         _check(all(_is_regex(p) for p in self.skip_in_low), "model.skip_in_low", "valid regular expressions",
                self.skip_in_low)
+        _one_of("model.low_kernels", self.low_kernels, LOW_KERNELS)
         _one_of("model.bn_policy", self.bn_policy, BN_POLICIES)
         _check(self.bn_recalibrate_batches >= 0, "model.bn_recalibrate_batches", "an integer >= 0", self.bn_recalibrate_batches)
         _check(self.num_classes >= 0, "model.num_classes", "an integer >= 0", self.num_classes)
@@ -137,9 +142,14 @@ class OptimConfig:
     lr_milestones_epochs: tuple[int, ...] = (80, 120)
     """Epochs at which the LR is multiplied by lr_gamma (also start the full-only epochs)."""
     lr_gamma: float = 0.1
+    low_lr_scale: float = 0.0
+    """Learning-rate multiplier of low steps; 0 = schedule.low_batch_scale (linear scaling with the low
+    step's larger batch, Goyal et al.), so 1 for the paper's equal batches."""
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "optim.lr", "a positive number", self.lr)
+        _check(0 <= self.low_lr_scale < float("inf"), "optim.low_lr_scale", "a finite number >= 0 (0 = the low batch scale)",
+               self.low_lr_scale)
         _check(0 <= self.momentum < 1, "optim.momentum", "a number in [0, 1)", self.momentum)
         _check(self.weight_decay >= 0, "optim.weight_decay", "a number >= 0", self.weight_decay)
         _check(0 < self.lr_gamma <= 1, "optim.lr_gamma", "a number in (0, 1]", self.lr_gamma)
@@ -215,6 +225,8 @@ class LoggingConfig:
     """auto (tqdm bar on a terminal, log lines otherwise) | bar | lines."""
     print_every_steps: int = 50
     """Plain log line every N steps (progress = lines)."""
+    grad_norm: bool = False
+    """Record each step's gradient L2 norm (over all ranks' averaged gradient) as ``grad_norm``."""
 
     def __post_init__(self) -> None:
         _one_of("logging.wandb", self.wandb, WANDB_MODES)
@@ -237,6 +249,12 @@ RESUMABLE_KEYS = (
     "data.dir", "data.num_workers", "logging.*", "checkpoint.*",
     "train.check_sync_every_steps", "train.dist_timeout_s", "train.num_threads",
 )
+
+
+# Keys added after checkpoint version 1: hashed only when they differ from their default, so the
+# checkpoints of runs that predate them (which ran with the default behaviour) stay resumable.
+LATER_KEYS = ("model.low_kernels", "optim.low_lr_scale", "schedule.ramp_end", "schedule.ramp_shape",
+              "schedule.low_batch_scale")
 
 
 @dataclass(frozen=True)
@@ -273,9 +291,16 @@ class TrainConfigRoot:
 
 
 def hashed_view(config: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Flat {"section.key": value} of the keys that must match for a resume."""
+    """Flat {"section.key": value} of the keys that must match for a resume (LATER_KEYS only when
+    they differ from their default)."""
     flat = {f"{s}.{k}": v for s, keys in config.items() for k, v in keys.items()}
-    return {k: v for k, v in flat.items() if not any(_matches(k, pat) for pat in RESUMABLE_KEYS)}
+    return {k: v for k, v in flat.items() if not any(_matches(k, pat) for pat in RESUMABLE_KEYS)
+            and not (k in LATER_KEYS and v == _default(k))}
+
+
+def _default(key: str) -> Any:
+    section, name = key.split(".")
+    return _plain(next(f.default for f in dataclasses.fields(SECTIONS[section]) if f.name == name))
 
 
 def _matches(key: str, pattern: str) -> bool:

@@ -161,25 +161,18 @@ def barrier() -> None:
         dist.barrier()
 
 
-def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """DistributedDataParallel around ``model`` when running distributed, else ``model`` itself."""
+def wrap_ddp(model: torch.nn.Module, device: torch.device, *, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """DistributedDataParallel around ``model`` when running distributed, else ``model`` itself.
+
+    ``find_unused_parameters``: some parameters get no gradient in some steps (the ``private`` BN
+    policy's low-mode affine parameters in full steps); DDP then has to look for them every step.
+    """
     if not _active():
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DDP and torch.compile wrappers (for state dicts and evaluation)."""
-    while True:
-        if hasattr(model, "module") and type(model).__name__ == "DistributedDataParallel":
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pipeline.schedule import LOW
 from trainer.method.dualmode import recalibrate_bn, set_mode
 from trainer.report.metrics import EpochAccumulator, MetricsWriter
 from trainer.report.rundir import RunDir
@@ -69,6 +70,8 @@ class Trainer:
         self.wandb: WandbLogger | None = None
         self.wandb_run_id: str | None = None
         self.console = Console(config.logging.progress, config.logging.print_every_steps, info.is_main)
+        # Mix&Match B+: a low step of k times the batch takes k times the LR (linear scaling) unless set.
+        self.low_lr_scale = config.optim.low_lr_scale or float(config.schedule.low_batch_scale)
 
     # ------------------------------------------------------------------ state (the checkpoint format)
 
@@ -128,9 +131,10 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> None:
         loader = self.parts.train_loader
-        if self.progress.step_in_epoch >= loader.steps_per_epoch:
+        steps = loader.steps_in_epoch(epoch)  # varies by epoch when low steps take a larger batch
+        if self.progress.step_in_epoch >= steps:
             return  # a checkpoint taken after the epoch's last step: only the epoch end remains
-        self.console.open_epoch(epoch, loader.steps_per_epoch, self.progress.step_in_epoch)
+        self.console.open_epoch(epoch, steps, self.progress.step_in_epoch)
         batches = iter(loader.epoch(epoch, start_step=self.progress.step_in_epoch))
         try:
             while True:
@@ -141,9 +145,8 @@ class Trainer:
                 self._step(batch, epoch, start, time.perf_counter())
         finally:
             self.console.close_epoch()
-        if self.progress.step_in_epoch != loader.steps_per_epoch:
-            raise RuntimeError(f"epoch {epoch}: the loader ended after {self.progress.step_in_epoch} of "
-                               f"{loader.steps_per_epoch} steps")
+        if self.progress.step_in_epoch != steps:
+            raise RuntimeError(f"epoch {epoch}: the loader ended after {self.progress.step_in_epoch} of {steps} steps")
 
     def _step(self, batch, epoch: int, start: float, data_ready: float) -> None:
         p, tc = self.parts, self.config.train
@@ -168,12 +171,12 @@ class Trainer:
                 f"non-finite loss {mean_loss} at global step {self.progress.global_step + 1} "
                 f"(epoch {epoch}, step {batch.step}, mode {batch.mode}); no checkpoint written for it, {last}"
             )
-        lr = p.optimizer.param_groups[0]["lr"]
-        p.optimizer.step()
+        grad_norm = _grad_norm(p.model) if self.config.logging.grad_norm else None
+        lr = self._optimizer_step(batch.mode)
         if p.device.type == "cuda":
             torch.cuda.synchronize(p.device)  # honest step time: the GPU work is done
         end = time.perf_counter()
-        self._after_step(batch, epoch, mean_loss, lr, correct_sum, count, start, data_ready, end)
+        self._after_step(batch, epoch, mean_loss, lr, correct_sum, count, start, data_ready, end, grad_norm)
         if tc.check_sync_every_steps and self.progress.global_step % tc.check_sync_every_steps == 0:
             distributed.check_sync(batch.mode, self.progress.global_step, p.model, p.device)
         every = self.config.checkpoint.every_steps
@@ -188,7 +191,23 @@ class Trainer:
         if batch.step != expected:
             raise RuntimeError(f"loader yielded step {batch.step}, the trainer expected {expected}")
 
-    def _after_step(self, batch, epoch, mean_loss, lr, correct, count, start, data_ready, end) -> None:
+    def _optimizer_step(self, mode: str) -> float:
+        """The SGD update, with the LR scaled by ``low_lr_scale`` on low steps; returns the LR used."""
+        groups = self.parts.optimizer.param_groups
+        scale = self.low_lr_scale if mode == LOW else 1.0
+        if scale != 1.0:
+            base = [g["lr"] for g in groups]
+            for g in groups:
+                g["lr"] *= scale
+        lr = groups[0]["lr"]
+        self.parts.optimizer.step()
+        if scale != 1.0:
+            for g, value in zip(groups, base):
+                g["lr"] = value  # the LR schedule's value, untouched
+        return lr
+
+    def _after_step(self, batch, epoch, mean_loss, lr, correct, count, start, data_ready, end,
+                    grad_norm: float | None = None) -> None:
         step_s = end - start
         pr = self.progress
         pr.global_step += 1
@@ -198,6 +217,8 @@ class Trainer:
         record = {"kind": "step", "step": pr.global_step, "epoch": epoch, "mode": batch.mode,
                   "loss": mean_loss, "lr": lr, "step_s": step_s, "data_wait_s": data_ready - start,
                   "images_per_s": count / step_s, "train_wall_s": pr.train_wall_s}
+        if grad_norm is not None:
+            record["grad_norm"] = grad_norm
         if self.info.is_main:
             self.metrics.write(record)
             if self.wandb:
@@ -231,3 +252,9 @@ class Trainer:
             return
         recalibrate_bn(self.parts.eval_model, self.parts.recal_loader.epoch(epoch), max_batches=n)
         distributed.broadcast_buffers(self.parts.model)
+
+
+def _grad_norm(model: torch.nn.Module) -> float:
+    """L2 norm of all parameter gradients (after DDP's all-reduce: the same on every rank)."""
+    grads = [p.grad.detach().double().pow(2).sum() for p in model.parameters() if p.grad is not None]
+    return float(torch.stack(grads).sum().sqrt()) if grads else 0.0

@@ -94,8 +94,8 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
         trainer = Trainer(config, parts, info, rd, stop=stop)
         payload = _resume_state(trainer, resume)
         metrics, wandb = _start_logging(config, rd, payload, info, str(device), parts.conversion)
-        log.info("training %s on %d rank(s), %s, %d steps/epoch, global batch %d", config.model.name, info.world_size,
-                 device, parts.train_loader.steps_per_epoch, config.train.global_batch_size)
+        log.info("training %s on %d rank(s), %s, %d steps in this epoch, global batch %d", config.model.name, info.world_size,
+                 device, parts.train_loader.steps_in_epoch(trainer.progress.epoch), config.train.global_batch_size)
         if info.is_main:
             rd.write_status("running", global_step=trainer.progress.global_step)
         trainer.run(metrics, wandb)

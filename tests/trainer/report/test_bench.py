@@ -10,6 +10,8 @@ from trainer.report.bench import BenchConfig, main
 
 KEYS = {"model", "device", "batch_size", "full_ms", "low_ms", "ratio", "flops_ratio",
         "peak_mem_full_mb", "peak_mem_low_mb"}
+KEEP_KEYS = {"keep_low_ms", "keep_ratio", "keep_flops_ratio", "keep_low_cpu_ms", "keep_cpu_ratio",
+             "keep_low_gflops", "peak_mem_keep_low_mb"}
 
 
 def test_bench_cli_prints_sane_json(capsys):
@@ -23,6 +25,16 @@ def test_bench_cli_prints_sane_json(capsys):
     # resnet8 at r=2: converted convs cost 1/9 at the same map sizes, the stem 1/4 → well below 1/2
     assert 0.05 < result["flops_ratio"] < 0.5
     assert result["peak_mem_full_mb"] > result["peak_mem_low_mb"] > 0
+    # low_kernels="keep": the 3×3 convs on the 16×16 input, max-pool kept (layer1 at 8×8)
+    assert KEEP_KEYS <= set(result)
+    assert all(not isinstance(v, (dict, list)) for v in result.values())  # flat
+    assert result["keep_low_ms"] > 0 and result["keep_low_cpu_ms"] > 0 and result["keep_ratio"] > 0
+    assert result["keep_ratio"] == pytest.approx(result["keep_low_ms"] / result["full_ms"], rel=1e-2)
+    assert result["keep_cpu_ratio"] == pytest.approx(result["keep_low_cpu_ms"] / result["full_cpu_ms"], rel=1e-2)
+    # every conv and the fc keep their FLOPs per pixel; the convs see a quarter of the pixels
+    assert result["flops_ratio"] < result["keep_flops_ratio"] < 0.3
+    assert result["keep_low_gflops"] > result["low_gflops"]
+    assert result["peak_mem_full_mb"] > result["peak_mem_keep_low_mb"] > 0
 
 
 @pytest.mark.parametrize(
@@ -42,5 +54,6 @@ def test_bench_fashion_mnist_shape(capsys):
     result = json.loads(capsys.readouterr().out)
     assert (result["full_size"], result["in_channels"]) == (28, 1)
     assert 0.05 < result["flops_ratio"] < 0.5
+    assert 0.2 < result["keep_flops_ratio"] < 0.3 and result["keep_low_ms"] > 0
     with pytest.raises(ValueError, match="in_channels"):
         BenchConfig(in_channels=0)

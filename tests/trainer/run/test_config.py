@@ -75,6 +75,11 @@ def test_overrides_are_toml_literals_with_string_fallback():
     ("train.precision=fp8", "train.precision: expected one of"),
     ("train.dist_timeout_s=inf", "train.dist_timeout_s: expected a positive, finite number"),
     ("logging.progress=loud", "logging.progress: expected one of"),
+    ("schedule.ramp_end=0", "schedule.ramp_end: expected a number in (0, 1]"),
+    ("schedule.low_batch_scale=0", "schedule.low_batch_scale: expected an integer >= 1"),
+    ("schedule.low_batch_scale=1.5", "schedule.low_batch_scale: expected an integer"),
+    ("model.low_kernels=blur", "model.low_kernels: expected one of"),
+    ("optim.low_lr_scale=-1.0", "optim.low_lr_scale: expected a finite number >= 0"),
     ("data.loader=tf", "data.loader: expected one of"),
     ("logging.wandb=yes", "logging.wandb: expected one of"),
     ("model.bn_policy=none", "model.bn_policy"),
@@ -112,7 +117,22 @@ def test_schedule_section_is_the_pipelines_schedule_config():
     config = load_config(CONFIGS / "fmnist_small_lowmode.toml")
     assert type(config.schedule) is ScheduleConfig
     assert set(config.to_dict()["schedule"]) == {"policy", "p", "alternate_every", "full_epochs_after_milestone",
-                                                 "warmup_full_epochs", "epoch_probabilities"}
+                                                 "warmup_full_epochs", "epoch_probabilities", "ramp_end",
+                                                 "ramp_shape", "low_batch_scale"}
+
+
+def test_keys_added_later_are_hashed_only_when_set():
+    """Runs that predate a key ran with its default: their checkpoints must keep matching."""
+    base = load_config(CONFIGS / "fmnist_small_lowmode.toml")
+    view = hashed_view(base.to_dict())
+    for key in ("model.low_kernels", "optim.low_lr_scale", "schedule.ramp_end", "schedule.ramp_shape",
+                "schedule.low_batch_scale"):
+        assert key not in view
+    for override in ('model.low_kernels="keep"', "schedule.low_batch_scale=2", "optim.low_lr_scale=2.0",
+                     "schedule.ramp_end=0.5", 'schedule.ramp_shape="cosine"'):
+        changed = load_config(CONFIGS / "fmnist_small_lowmode.toml", [override])
+        assert changed.hash() != base.hash(), override
+        assert override.split("=")[0] in hashed_view(changed.to_dict())
 
 
 def test_choice_lists_are_the_owning_modules():

@@ -101,3 +101,26 @@ def test_disagreeing_ranks_fail_loudly_and_dead_rank_does_not_hang():
     for rank in (0, 1):
         assert "ranks out of sync" in got[(rank, "sync")] and "mode codes 0..1" in got[(rank, "sync")]
     assert "barrier returned" not in got[(0, "dead")]
+
+
+def test_two_ranks_stay_in_lockstep_with_a_larger_low_batch(data, tmp_path):
+    """low_batch_scale = 2: epochs have a variable number of steps, equal on both ranks (checked every step)."""
+    need("ddp")
+    from pipeline.order import train_layout
+
+    overrides = tiny_overrides(data, schedule__low_batch_scale="2", logging__grad_norm="true")
+    run = tmp_path / "k2"
+    done = run_train(run, overrides, nproc=2, extra=["--check-sync", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"step"' in x[:20]]
+    schedule = ModeSchedule(ScheduleConfig(p=0.5, full_epochs_after_milestone=0, low_batch_scale=2), seed=0,
+                            lr_milestones_epochs=(2,), total_epochs=3)
+    expected = []
+    for epoch in range(3):
+        layout = train_layout(192, 8, 2, lambda step, e=epoch: schedule.mode(e, step) == "low", low_batch_scale=2)
+        expected += [(epoch, "low" if low else "full") for low in layout.low]
+    assert [(s["epoch"], s["mode"]) for s in steps] == expected
+    assert any(m == "low" for _, m in expected) and len(expected) < 36  # low steps consumed 2 batches each
+    low_lr = {s["lr"] for s in steps if s["mode"] == "low" and s["epoch"] < 2}
+    assert sorted(low_lr) == pytest.approx([0.2])  # linear scaling: 2 x the base LR 0.1
+    assert all(s["grad_norm"] > 0 for s in steps)

@@ -164,3 +164,38 @@ def test_bf16_on_cpu_is_a_config_error(data, tmp_path, capsys):
     args = tiny_overrides(data, train__epochs="1", optim__lr_milestones_epochs="[]", train__precision='"bf16"')
     assert main(["--run-dir", str(tmp_path / "r"), *args]) == 2
     assert "train.precision" in capsys.readouterr().err
+
+
+def test_ramp_keep_private_run_resumes_exactly(data, tmp_path):
+    """The issue-10 variants together: ramp policy, keep kernels, private BN, low steps of 2x the batch
+    with 3x the LR; a run stopped after epoch 1 and resumed equals an uninterrupted one."""
+    from pipeline.order import train_layout
+
+    args = tiny_overrides(data, schedule__policy='"ramp"', schedule__p="1.0", schedule__ramp_end="1.0",
+                          schedule__low_batch_scale="2", optim__low_lr_scale="3.0", model__low_kernels='"keep"',
+                          model__bn_policy='"private"')
+    full_run = tmp_path / "full"
+    assert main(["--run-dir", str(full_run), *args]) == 0
+    steps = _records(full_run, "step")
+    schedule = ModeSchedule(ScheduleConfig(policy="ramp", p=1.0, ramp_end=1.0, full_epochs_after_milestone=0,
+                                           low_batch_scale=2), seed=0, lr_milestones_epochs=(2,), total_epochs=3)
+    assert [schedule.p_for_epoch(e) for e in range(3)] == pytest.approx([1.0, 2 / 3, 1 / 3])
+    per_epoch = [train_layout(192, 16, 1, lambda s, e=e: schedule.mode(e, s) == "low", low_batch_scale=2).num_steps
+                 for e in range(3)]
+    assert [sum(s["epoch"] == e for s in steps) for e in range(3)] == per_epoch
+    assert per_epoch[0] == 6  # p = 1 in epoch 0: every step low, 2 x 16 images each
+    assert sorted({s["lr"] for s in steps if s["epoch"] == 0}) == pytest.approx([0.3])
+    conversion = json.loads((full_run / "env.json").read_text())["dual_mode_conversion"]
+    assert conversion["low_kernels"] == "keep" and conversion["converted"] == [] and conversion["bn_policy"] == "private"
+    state = load_checkpoint(CheckpointManager(full_run / "checkpoints").existing()[-1])
+    assert "bn1.weight_low" in state["model"]
+
+    stopped = tmp_path / "stopped"
+    assert main(["--run-dir", str(stopped), *args, "--set", "checkpoint.keep=10"]) == 0
+    for path in CheckpointManager(stopped / "checkpoints").existing()[1:]:
+        path.unlink()  # keep only the end of epoch 0
+    assert main(["--run-dir", str(stopped), *args]) == 0
+    drop = ("step_s", "data_wait_s", "images_per_s", "train_wall_s")
+    strip = lambda run: [{k: v for k, v in json.loads(x).items() if k not in drop}  # noqa: E731
+                         for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert strip(stopped) == strip(full_run)

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Run an accuracy-vs-time study: families x budgets x seeds of lowmode-train runs, then the frontier.
+
+    .venv/bin/python scripts/study.py scripts/studies/fmnist.toml --out /work/studies/fmnist [--jobs 2]
+        [--seeds 0,1] [--only baseline,paper] [--dry-run] [--no-compare]
+
+Resumable by construction: rerunning the same command skips finished runs (RUN/status.json "done"),
+resumes half-finished ones from their newest checkpoint (lowmode-train --resume auto; a resumed run's
+training wall-clock continues exactly, see docs/ARCHITECTURE.md), and starts the rest. Each run is
+pinned to one CPU (``--jobs`` runs at a time, one per CPU) with one intra-op thread and an in-process
+loader, so concurrent runs do not share a core; the 1-minute load average at each run's start and end
+is recorded in RUN/study.json. When every run is done, ``lowmode-compare --frontier`` over all of them
+writes OUT/compare/ (frontier.md/.json/.png and Table 1).
+
+Spec (TOML)::
+
+    [study]
+    preset = "configs/fmnist_small_baseline.toml"    # base config of every run
+    data = "data/fashion-mnist"                      # data.dir
+    seeds = [0, 1, 2]
+    set = ["data.num_workers=0"]                     # overrides for every run
+    [study.milestones]                               # epochs -> LR milestones (the budget's schedule)
+    8 = [3, 5]
+    12 = [5, 7]
+    [[family]]
+    name = "baseline"
+    budgets = [8, 12]
+    set = ['schedule.policy="none"', "model.dual_mode=false"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Queue
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class RunSpec:
+    family: str
+    epochs: int
+    seed: int
+    run_dir: Path
+    overrides: list[str] = field(default_factory=list)
+
+
+def load_spec(path: Path, out: Path, seeds: list[int] | None, only: set[str] | None) -> tuple[dict, list[RunSpec]]:
+    """The study settings and every run it defines, seed-major (a first seed's ranking comes early), then
+    family in spec order, then budget."""
+    spec = tomllib.loads(path.read_text())
+    study = spec.get("study", {})
+    for key in ("preset", "data"):
+        if key not in study:
+            raise SystemExit(f"{path}: [study] lacks {key!r}")
+    milestones = {int(k): v for k, v in study.get("milestones", {}).items()}
+    runs = []
+    for fam in spec.get("family", []):
+        name = fam["name"]
+        if only and name not in only:
+            continue
+        for epochs in fam["budgets"]:
+            if epochs not in milestones:
+                raise SystemExit(f"{path}: family {name!r} budget {epochs} has no [study.milestones] entry")
+            for seed in (seeds if seeds is not None else fam.get("seeds", study.get("seeds", [0]))):
+                overrides = [f"data.dir={json.dumps(str(study['data']))}", f"train.epochs={epochs}",
+                             f"optim.lr_milestones_epochs={milestones[epochs]}", f"train.seed={seed}",
+                             "train.num_threads=1", "data.num_workers=0", 'logging.wandb="disabled"',
+                             'logging.progress="lines"', "logging.print_every_steps=1000000",
+                             *study.get("set", []), *fam.get("set", [])]
+                runs.append(RunSpec(name, epochs, seed, out / name / f"e{epochs:03d}_s{seed}", overrides))
+    order = {name: i for i, name in enumerate(f["name"] for f in spec.get("family", []))}
+    return study, sorted(runs, key=lambda r: (r.seed, order[r.family], r.epochs))
+
+
+def state(run: RunSpec) -> str:
+    status = run.run_dir / "status.json"
+    if not status.is_file():
+        return "new"
+    return json.loads(status.read_text()).get("state", "unknown")
+
+
+def _loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def run_one(run: RunSpec, preset: str, cpus: Queue, log) -> int:
+    cpu = cpus.get()
+    try:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        record = {"family": run.family, "epochs": run.epochs, "seed": run.seed, "cpu": cpu,
+                  "load_start": _loadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "resumed": state(run) not in ("new",)}
+        cmd = [sys.executable, "-m", "trainer", "--config", str(ROOT / preset), "--run-dir", str(run.run_dir)]
+        for override in run.overrides:
+            cmd += ["--set", override]
+        env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", PYTHONPATH=str(ROOT))
+        start = time.monotonic()
+        with open(run.run_dir / "train.log", "a") as out:
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None)
+        record.update(load_end=_loadavg(), process_wall_s=time.monotonic() - start, exit_code=proc.returncode)
+        history = run.run_dir / "study.json"
+        past = json.loads(history.read_text()) if history.is_file() else []
+        history.write_text(json.dumps([*past, record], indent=2) + "\n")
+        log(f"{run.family} e{run.epochs} s{run.seed}: exit {proc.returncode} in {record['process_wall_s']:.0f} s "
+            f"(cpu {cpu}, load {record['load_start']:.2f} -> {record['load_end']:.2f})")
+        return proc.returncode
+    finally:
+        cpus.put(cpu)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("spec", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the spec's)")
+    parser.add_argument("--only", help="comma-separated family names")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    parser.add_argument("--no-compare", action="store_true")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    only = set(args.only.split(",")) if args.only else None
+    study, runs = load_spec(args.spec, args.out, seeds, only)
+    todo = [r for r in runs if state(r) != "done"]
+    print(f"{args.spec}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run "
+          f"({args.jobs} at a time)", flush=True)
+    if args.dry_run:
+        for r in runs:
+            print(f"  {state(r):>8}  {r.run_dir}")
+        return 0
+    cpus: Queue = Queue()
+    available = sorted(os.sched_getaffinity(0))
+    for i in range(args.jobs):
+        cpus.put(available[i % len(available)] if len(available) >= args.jobs else None)
+    failed = []
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        codes = list(pool.map(lambda r: run_one(r, study["preset"], cpus, lambda m: print(m, flush=True)), todo))
+    failed = [r for r, code in zip(todo, codes) if code != 0]
+    for r in failed:
+        print(f"FAILED: {r.run_dir} (see {r.run_dir / 'train.log'})", file=sys.stderr)
+    finished = [r for r in runs if state(r) == "done"]
+    if not args.no_compare and finished:
+        cmd = [sys.executable, "-m", "trainer.report.compare", *[str(r.run_dir) for r in finished], "--frontier",
+               "--out", str(args.out / "compare")]
+        subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
