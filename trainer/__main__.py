@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, build, run; returns the exit code (see module docstring)."""
     args = parse_args(argv)
     from pipeline import DatasetFormatError
+    from trainer.report.rundir import RunDirError
     from trainer.run.checkpoint import CheckpointError
     from trainer.run.config import ConfigError, load_config
     from trainer.run.loop import NonFiniteLossError, TrainingStopped
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides)
         run_training(config, args.run_dir, resume=args.resume)
-    except (ConfigError, CheckpointError, DatasetFormatError) as exc:
+    except (ConfigError, CheckpointError, DatasetFormatError, RunDirError) as exc:
         print(f"lowmode-train: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except NonFiniteLossError as exc:

@@ -6,12 +6,16 @@
     RUN/summary.json       final numbers (written at the end of training)
     RUN/status.json        state: running | stopped (requeue, exit 75) | failed | done
     RUN/checkpoints/       step-<global step>.pt, atomic (trainer.run.checkpoint)
-All writes here are rank 0's.
+    RUN/.lock              held (flock) by the trainer that owns the directory; holds its PID
+All writes here are rank 0's, made while holding RUN/.lock.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -33,8 +37,12 @@ __all__ = ["RunDir", "environment", "git_revision", "package_versions", "tomllib
 PACKAGES = ("lowmode", "torch", "torchvision", "numpy", "nvidia-dali-cuda120", "webdataset", "wandb", "tomli-w")
 
 
+class RunDirError(RuntimeError):
+    """The run directory cannot be used (another trainer owns it, or it is not a writable directory)."""
+
+
 class RunDir:
-    """Paths of one run directory (creating nothing until :meth:`prepare`)."""
+    """Paths of one run directory (creating nothing until :meth:`lock` / :meth:`prepare`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -44,6 +52,42 @@ class RunDir:
         self.summary = self.path / "summary.json"
         self.status = self.path / "status.json"
         self.checkpoints = self.path / "checkpoints"
+        self.lock_file = self.path / ".lock"
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Own the directory: an exclusive ``flock`` on RUN/.lock, released by :meth:`unlock` or by the
+        kernel when the process dies (no stale locks). RunDirError names the holder's PID when taken."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"--run-dir {self.path}: cannot create or open {self.lock_file.name} "
+                              f"({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunDirError(f"--run-dir {self.path}: in use by another lowmode-train (PID {holder}); "
+                                  "wait for it to finish or use another run directory") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete temp files of interrupted atomic writes (``.<name>.*.tmp``); call only under the lock."""
+        stale = [p for d in (self.path, self.checkpoints) if d.is_dir() for p in d.glob(".*.tmp")]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
 
     def prepare(self, config_dict: dict[str, Any], env: dict[str, Any]) -> None:
         """Create the directory and write the resolved config and environment (rank 0)."""

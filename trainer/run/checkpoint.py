@@ -138,7 +138,8 @@ class CheckpointManager:
         """(path, state) to resume from, or None for a fresh start.
 
         ``resume``: "never" (fresh start; CheckpointError if checkpoints exist), "auto" (newest
-        readable checkpoint; corrupt ones are skipped with a warning), or a checkpoint path.
+        readable checkpoint; corrupt ones are skipped with a warning; CheckpointError when there are
+        checkpoints but none is readable), or a checkpoint path.
         """
         if resume == "never":
             if self.existing():
@@ -149,11 +150,17 @@ class CheckpointManager:
             if not Path(resume).is_file():
                 raise CheckpointError(f"--resume {resume}: no such checkpoint file")
             return Path(resume), load_checkpoint(resume)
+        failures = []
         for path in reversed(self.existing()):
             try:
                 return path, load_checkpoint(path)
             except CheckpointError as exc:
                 warnings.warn(f"skipping checkpoint: {exc}", RuntimeWarning, stacklevel=2)
+                failures.append(str(exc))
+        if failures:  # a history exists but cannot be continued: never silently start over it
+            raise CheckpointError(f"--resume auto: no checkpoint in {self.directory} is loadable "
+                                  f"({'; '.join(failures)}); nothing was changed. Restore a checkpoint, "
+                                  "or start over in a new --run-dir")
         return None
 
 

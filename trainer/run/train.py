@@ -89,7 +89,12 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
     stop = StopRequest().install()
     parts = metrics = wandb = None
     exit_code = 1
+    started = False
     try:
+        if info.is_main:
+            rd.lock()  # before anything is written: a second trainer on this directory exits 2
+            for path in rd.remove_stale_temps():
+                log.info("removed %s (an interrupted write)", path)
         parts = build(config, info, device)
         trainer = Trainer(config, parts, info, rd, stop=stop)
         payload = _resume_state(trainer, resume)
@@ -98,6 +103,7 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
                  device, parts.train_loader.steps_in_epoch(trainer.progress.epoch), config.train.global_batch_size)
         if info.is_main:
             rd.write_status("running", global_step=trainer.progress.global_step)
+            started = True
         trainer.run(metrics, wandb)
         summary = None
         if info.is_main:
@@ -113,9 +119,9 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
         if info.is_main:
             rd.write_status("stopped", reason=str(exc), signal=stop.signal_name, exit_code=75)
         raise
-    except NonFiniteLossError as exc:
-        if info.is_main:
-            rd.write_status("failed", reason=str(exc))
+    except BaseException as exc:  # status.json never stays "running": non-finite loss, errors, bugs
+        if started:
+            rd.write_status("failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         stop.restore()
@@ -126,3 +132,4 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
         if parts is not None:
             parts.close()
         distributed.shutdown()
+        rd.unlock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 
 import pytest
@@ -95,6 +96,49 @@ def test_corrupt_newest_checkpoint_is_skipped(data, tmp_path):
     with pytest.warns(RuntimeWarning, match="skipping checkpoint"):
         assert main(["--run-dir", str(run), *args]) == 0
     assert load_checkpoint(CheckpointManager(run / "checkpoints").existing()[-1])["progress"]["epoch"] == 2
+
+
+def _tree_digest(root):
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def test_no_loadable_checkpoint_changes_nothing(data, tmp_path, capsys):
+    """Every checkpoint truncated: exit 2 naming the files, the run's history untouched."""
+    run = tmp_path / "run"
+    args = tiny_overrides(data, train__epochs="2", optim__lr_milestones_epochs="[1]", checkpoint__every_steps="4")
+    assert main(["--run-dir", str(run), *args]) == 0
+    for path in CheckpointManager(run / "checkpoints").existing():
+        path.write_bytes(path.read_bytes()[:100])
+    before = _tree_digest(run)
+    with pytest.warns(RuntimeWarning, match="skipping checkpoint"):
+        assert main(["--run-dir", str(run), *args]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint in" in err and "is loadable" in err and "step-000000024.pt" in err
+    assert _tree_digest(run) == before
+
+
+def test_a_second_trainer_on_the_same_run_dir_exits_2(data, tmp_path, capsys):
+    from trainer.report.rundir import RunDir
+
+    run = tmp_path / "run"
+    owner = RunDir(run)
+    owner.lock()  # as a running trainer holds it
+    try:
+        before = _tree_digest(run)
+        assert main(["--run-dir", str(run), *tiny_overrides(data, train__epochs="1", optim__lr_milestones_epochs="[]")]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by another lowmode-train (PID {os.getpid()})" in err
+        assert _tree_digest(run) == before and not (run / "metrics.jsonl").exists()
+    finally:
+        owner.unlock()
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / ".step-000000009.pt.x1.tmp").write_bytes(b"half")  # a kill between write and rename
+    assert main(["--run-dir", str(run), *tiny_overrides(data, train__epochs="1",
+                                                       optim__lr_milestones_epochs="[]")]) == 0
+    assert not list((run / "checkpoints").glob(".*.tmp"))
 
 
 def test_non_finite_loss_stops_without_overwriting_checkpoints(data, tmp_path, capsys):
