@@ -21,7 +21,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, NoReturn
 
 import numpy as np
@@ -158,6 +158,15 @@ class _Fields:
             _is_number(x) and (x > 0 or not positive) for x in v), f"a list of {count} {what} (one per channel)"))
 
 
+def _is_inner_path(value: Any) -> bool:
+    """A manifest's file path may only name a file below the dataset directory: readers (verify, the
+    loaders) open it, so an absolute path or a '..' would read files elsewhere."""
+    if not isinstance(value, str) or not value or "\\" in value or "\x00" in value:
+        return False
+    path = PurePosixPath(value)
+    return not path.is_absolute() and ".." not in path.parts
+
+
 @dataclass(frozen=True)
 class ShardFiles:
     """One resolution of a shard: tar and idx paths (relative to the dataset directory), tar size, sha256s."""
@@ -177,7 +186,8 @@ class ShardFiles:
         names = ("tar", "idx", "bytes", "sha256", "idx_sha256")
         f = _Fields(d, where, prefix, names)
         is_str = lambda v: isinstance(v, str) and v != ""  # noqa: E731
-        return cls(tar=f.get("tar", is_str, "a path"), idx=f.get("idx", is_str, "a path"),
+        inside = "a relative path inside the dataset directory (no '..', not absolute)"
+        return cls(tar=f.get("tar", _is_inner_path, inside), idx=f.get("idx", _is_inner_path, inside),
                    bytes=f.get("bytes", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
                    sha256=f.get("sha256", is_str, "a hex sha256"),
                    idx_sha256=f.get("idx_sha256", is_str, "a hex sha256"))

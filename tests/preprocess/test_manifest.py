@@ -162,3 +162,11 @@ def test_wrong_shape_names_where():
         decode_image(buf.getvalue(), "png", (4, 4, 3), "s")
     with pytest.raises(DatasetFormatError, match=r"^s: raw image has 47 bytes, expected 48"):
         decode_image(bytes(47), "raw", (4, 4, 3), "s")
+
+
+@pytest.mark.parametrize("bad", ["../../../etc/passwd", "/etc/passwd", "full/../../x.tar", "full\\x.tar", ""])
+def test_manifest_paths_must_stay_inside_the_dataset(bad):
+    d = json.loads((LEGACY / "dataset" / "manifest.json").read_text())
+    d["splits"]["train"]["shards"][0]["full"]["tar"] = bad
+    with pytest.raises(DatasetFormatError, match=r"splits.train.shards\[0\].full.tar.*relative path inside"):
+        Manifest.from_dict(d, "manifest.json")
