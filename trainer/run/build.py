@@ -18,7 +18,7 @@ from pipeline import DatasetFormatError, make_loader
 from pipeline.loader_base import Loader
 from pipeline.schedule import ModeSchedule
 from preprocess.dataset_format import Manifest
-from trainer.run import distributed
+from trainer.run import distributed, host
 from trainer.run.config import ConfigError, DataConfig, ModelConfig, OptimConfig, TrainConfigRoot
 from trainer.run.distributed import DistInfo
 
@@ -158,6 +158,8 @@ def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Comp
     tc, mc = config.train, config.model
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
+    if tc.keep_freed_memory:
+        host.keep_freed_memory()
     seed_everything(tc.seed, tc.deterministic)
     if tc.precision == "bf16" and device.type != "cuda":
         raise ConfigError("train.precision: 'bf16' autocast is for GPU runs; use 'fp32' on CPU")

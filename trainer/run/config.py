@@ -176,6 +176,9 @@ class TrainSection:
     """torch.use_deterministic_algorithms(True): bitwise-reproducible runs and resumes (slower)."""
     num_threads: int = 0
     """CPU intra-op threads per rank (torch.set_num_threads); 0 = torch's default (all cores)."""
+    keep_freed_memory: bool = True
+    """glibc: serve allocations from the heap and never return freed memory to the kernel, so steps of
+    varying sizes reuse memory instead of page-faulting it in again (trainer.run.host); speed only."""
     check_sync_every_steps: int = 0
     """Every N steps all-reduce (mode, step) and fail if ranks disagree (0 = never; --check-sync N)."""
     dist_timeout_s: float = 300.0
@@ -247,7 +250,7 @@ SECTIONS: dict[str, type] = {
 # Keys that may change when a run is resumed (paths, logging, fault handling): left out of the hash.
 RESUMABLE_KEYS = (
     "data.dir", "data.num_workers", "logging.*", "checkpoint.*",
-    "train.check_sync_every_steps", "train.dist_timeout_s", "train.num_threads",
+    "train.check_sync_every_steps", "train.dist_timeout_s", "train.num_threads", "train.keep_freed_memory",
 )
 
 
