@@ -186,8 +186,9 @@ def _plot_velocity(ax, runs: list[Run]) -> None:
     ax.legend()
 
 
-def write_plots(runs: list[Run], target: float, out: Path) -> None:
-    """Write accuracy_vs_time.png, velocity.png and compare.png (both panels side by side)."""
+def write_plots(runs: list[Run], target: float, out: Path, frontier_result: dict[str, Any] | None = None) -> None:
+    """Write accuracy_vs_time.png, velocity.png and compare.png (the panels side by side, the frontier
+    first when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,8 +202,11 @@ def write_plots(runs: list[Run], target: float, out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / name, dpi=120)
         plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
-    for ax, draw in zip(axes, panels.values()):
+    draws = list(panels.values())
+    if frontier_result is not None:
+        draws.insert(0, lambda ax: frontier_view.plot(ax, frontier_result))
+    fig, axes = plt.subplots(1, len(draws), figsize=(6.5 * len(draws), 4.8))
+    for ax, draw in zip(axes, draws):
         draw(ax)
     fig.tight_layout()
     fig.savefig(out / "compare.png", dpi=120)
@@ -248,7 +252,7 @@ def compare(run_dirs: list[str], *, target_acc: float | None = None, baseline: s
         (out / "table.md").write_text(table)
         (out / "compare.json").write_text(json.dumps({k: v for k, v in result.items() if k not in (
             "table", "frontier", "frontier_table")}, indent=2) + "\n")
-        write_plots(runs, target, out)
+        write_plots(runs, target, out, result.get("frontier"))
     return result
 
 

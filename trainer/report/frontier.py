@@ -195,6 +195,8 @@ def markdown(result: dict[str, Any]) -> str:
             saved, base_t = "(baseline)", "–"
         elif p["time_saved"] is not None:
             saved, base_t = _pct(p["time_saved"], 1), f"{p['baseline_time_s']:.1f}"
+        elif p["status"] == BELOW and p["time_saved_bound"] <= 0:
+            saved, base_t = "dominated (less accurate and slower than the cheapest baseline point)", "–"
         elif p["status"] == BELOW:
             saved, base_t = f"{p['status']} (at most {_pct(p['time_saved_bound'], 1)})", "–"
         else:
@@ -205,6 +207,22 @@ def markdown(result: dict[str, Any]) -> str:
             "Time saved = 1 − t / t_baseline(a), t_baseline interpolated linearly on the baseline frontier's "
             "upper envelope; times are training wall-clock (evaluation excluded).")
     return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def plot(ax, result: dict[str, Any]) -> None:
+    """The frontier on ``ax``: one line per family (points sorted by time, error bars = seed sd)."""
+    families: dict[str, list[dict[str, Any]]] = {}
+    for p in result["points"]:
+        families.setdefault(p["family"], []).append(p)
+    for name, pts in families.items():
+        pts = sorted(pts, key=lambda p: p["time_s"])
+        ax.errorbar([p["time_s"] / 60 for p in pts], [100 * p["acc"] for p in pts],
+                    yerr=[100 * (p["acc_std"] or 0.0) for p in pts], marker="o", capsize=3,
+                    linewidth=2.5 if name == "baseline" else 1.2, label=name)
+    ax.set(xlabel="training wall-clock (min, evaluation excluded; mean over seeds)",
+           ylabel="final validation accuracy (%)", title="Accuracy vs training time (one point per budget)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
@@ -218,18 +236,7 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    families: dict[str, list[dict[str, Any]]] = {}
-    for p in result["points"]:
-        families.setdefault(p["family"], []).append(p)
-    for name, pts in families.items():
-        pts = sorted(pts, key=lambda p: p["time_s"])
-        ax.errorbar([p["time_s"] / 60 for p in pts], [100 * p["acc"] for p in pts],
-                    yerr=[100 * (p["acc_std"] or 0.0) for p in pts], marker="o", capsize=3,
-                    linewidth=2.5 if name == "baseline" else 1.2, label=name)
-    ax.set(xlabel="training wall-clock (min, evaluation excluded; mean over seeds)",
-           ylabel="final validation accuracy (%)", title="Accuracy vs training time (one point per budget)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    plot(ax, result)
     fig.tight_layout()
     fig.savefig(out / "frontier.png", dpi=120)
     plt.close(fig)

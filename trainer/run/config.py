@@ -179,6 +179,9 @@ class TrainSection:
     keep_freed_memory: bool = True
     """glibc: serve allocations from the heap and never return freed memory to the kernel, so steps of
     varying sizes reuse memory instead of page-faulting it in again (trainer.run.host); speed only."""
+    sync_every_steps: int = 50
+    """Steps between sync points: losses, accuracy, the non-finite check and the stop vote stay on the
+    device in between, so the host queues steps without waiting (1 = check every step)."""
     check_sync_every_steps: int = 0
     """Every N steps all-reduce (mode, step) and fail if ranks disagree (0 = never; --check-sync N)."""
     dist_timeout_s: float = 300.0
@@ -193,6 +196,7 @@ class TrainSection:
         _one_of("train.device", self.device, DEVICES)
         _one_of("train.precision", self.precision, PRECISIONS)
         _check(self.num_threads >= 0, "train.num_threads", "an integer >= 0", self.num_threads)
+        _check(self.sync_every_steps >= 1, "train.sync_every_steps", "an integer >= 1", self.sync_every_steps)
         _check(self.check_sync_every_steps >= 0, "train.check_sync_every_steps", "an integer >= 0", self.check_sync_every_steps)
         _check(0 < self.dist_timeout_s < float("inf"), "train.dist_timeout_s", "a positive, finite number of seconds",
                self.dist_timeout_s)
@@ -251,6 +255,7 @@ SECTIONS: dict[str, type] = {
 RESUMABLE_KEYS = (
     "data.dir", "data.num_workers", "logging.*", "checkpoint.*",
     "train.check_sync_every_steps", "train.dist_timeout_s", "train.num_threads", "train.keep_freed_memory",
+    "train.sync_every_steps",
 )
 
 

@@ -2,12 +2,17 @@
 model is switched to it, and forward / backward / update run; per epoch, full-mode validation,
 the epoch record, the LR step and a checkpoint.
 
-One small all-reduce per step ([loss sum, correct, count, stop flag], float64) gives every rank
-the same global loss (for metrics and the NaN guard) and the same stop decision, so all ranks
-stop and checkpoint after the same step. The mode itself is never exchanged.
+The host never waits for the device inside a window of ``train.sync_every_steps`` steps: each step's
+[loss sum, correct, count, grad norm] stays on the device (:class:`StepWindow`). At a sync point (every
+N steps, each step a checkpoint is due, and the epoch's end) one all-reduce of the window's rows plus
+the stop vote gives every rank the same global numbers: the per-step records are written, a
+non-finite loss is named by its step (nothing is checkpointed after the last good sync point), and
+all ranks stop or checkpoint after the same step. With N = 1 every step is a sync point. The mode
+itself is never exchanged.
 
 Wall-clock (``train_wall_s``) sums each step's time from asking the loader for the batch to the
-end of the optimiser update (CUDA synchronised); evaluation and checkpointing are excluded.
+end of the optimiser update (on CUDA: between the steps' end events); evaluation and checkpointing
+are excluded.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class Trainer:
         self.wandb: WandbLogger | None = None
         self.wandb_run_id: str | None = None
         self.console = Console(config.logging.progress, config.logging.print_every_steps, info.is_main)
+        self.window = StepWindow(parts.device)
         # Mix&Match B+: a low step of k times the batch takes k times the LR (linear scaling) unless set.
         self.low_lr_scale = config.optim.low_lr_scale or float(config.schedule.low_batch_scale)
 
@@ -143,12 +149,16 @@ class Trainer:
                 if batch is None:
                     break
                 self._step(batch, epoch, start, time.perf_counter())
+                if self._sync_due():
+                    self._sync()
+            self._sync()  # the epoch's last window
         finally:
             self.console.close_epoch()
         if self.progress.step_in_epoch != steps:
             raise RuntimeError(f"epoch {epoch}: the loader ended after {self.progress.step_in_epoch} of {steps} steps")
 
     def _step(self, batch, epoch: int, start: float, data_ready: float) -> None:
+        """One optimiser step, queued: its numbers stay on the device until the next sync point."""
         p, tc = self.parts, self.config.train
         self._check_batch(batch)
         set_mode(p.train_model, batch.mode)
@@ -159,30 +169,45 @@ class Trainer:
         loss.backward()
         n = batch.labels.numel()
         correct = (logits.detach().argmax(dim=1) == batch.labels).sum()
+        grad_norm = _grad_norm(p.model) if self.config.logging.grad_norm else torch.zeros((), device=p.device)
         stats = torch.stack([loss.detach().double() * n, correct.double(),
                              torch.tensor(float(n), dtype=torch.float64, device=p.device),
-                             torch.tensor(float(self.stop.requested), dtype=torch.float64, device=p.device)])
-        loss_sum, correct_sum, count, stop_votes = distributed.all_reduce_sum(stats).tolist()
-        mean_loss = loss_sum / count
-        if not math.isfinite(mean_loss):
-            saved = self.checkpoints.existing()
-            last = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was written before it"
-            raise NonFiniteLossError(
-                f"non-finite loss {mean_loss} at global step {self.progress.global_step + 1} "
-                f"(epoch {epoch}, step {batch.step}, mode {batch.mode}); no checkpoint written for it, {last}"
-            )
-        grad_norm = _grad_norm(p.model) if self.config.logging.grad_norm else None
+                             grad_norm.double()])
         lr = self._optimizer_step(batch.mode)
-        if p.device.type == "cuda":
-            torch.cuda.synchronize(p.device)  # honest step time: the GPU work is done
-        end = time.perf_counter()
-        self._after_step(batch, epoch, mean_loss, lr, correct_sum, count, start, data_ready, end, grad_norm)
+        self.window.add(stats, _Step(epoch=epoch, step=batch.step, mode=batch.mode, lr=lr, start=start,
+                                     data_wait_s=data_ready - start))
+        self.progress.global_step += 1
+        self.progress.step_in_epoch += 1
         if tc.check_sync_every_steps and self.progress.global_step % tc.check_sync_every_steps == 0:
             distributed.check_sync(batch.mode, self.progress.global_step, p.model, p.device)
-        every = self.config.checkpoint.every_steps
+
+    def _sync_due(self) -> bool:
+        """Every ``train.sync_every_steps`` steps, and at each step a checkpoint is due."""
+        every, global_step = self.config.checkpoint.every_steps, self.progress.global_step
+        return len(self.window) >= self.config.train.sync_every_steps or bool(every and global_step % every == 0)
+
+    def _sync(self) -> None:
+        """The sync point: one all-reduce of the window's per-step numbers and the stop vote, then the
+        records, the non-finite check, and the stop / checkpoint decisions (the same on every rank)."""
+        if not len(self.window):
+            return
+        rows, stop_votes = self.window.reduce(self.stop.requested, self.parts.device, self.info.world_size)
+        first_step = self.progress.global_step - len(rows) + 1
+        for offset, ((loss_sum, correct, count, grad_norm), step, step_s) in enumerate(rows):
+            mean_loss = loss_sum / count
+            if not math.isfinite(mean_loss):
+                saved = self.checkpoints.existing()
+                last = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was written before it"
+                raise NonFiniteLossError(
+                    f"non-finite loss {mean_loss} at global step {first_step + offset} "
+                    f"(epoch {step.epoch}, step {step.step}, mode {step.mode}); no checkpoint written for it, {last}"
+                )
+            self._record_step(step, first_step + offset, mean_loss, correct, count, step_s,
+                              grad_norm if self.config.logging.grad_norm else None)
         if stop_votes > 0:
             self.save()
             raise TrainingStopped(f"stopped by signal after global step {self.progress.global_step}")
+        every = self.config.checkpoint.every_steps
         if every and self.progress.global_step % every == 0:
             self.save()
 
@@ -206,16 +231,13 @@ class Trainer:
                 g["lr"] = value  # the LR schedule's value, untouched
         return lr
 
-    def _after_step(self, batch, epoch, mean_loss, lr, correct, count, start, data_ready, end,
-                    grad_norm: float | None = None) -> None:
-        step_s = end - start
+    def _record_step(self, step: _Step, global_step: int, mean_loss: float, correct: float, count: float,
+                     step_s: float, grad_norm: float | None) -> None:
         pr = self.progress
-        pr.global_step += 1
-        pr.step_in_epoch += 1
         pr.train_wall_s += step_s
-        self.acc.add(batch.mode, mean_loss * count, correct, count)
-        record = {"kind": "step", "step": pr.global_step, "epoch": epoch, "mode": batch.mode,
-                  "loss": mean_loss, "lr": lr, "step_s": step_s, "data_wait_s": data_ready - start,
+        self.acc.add(step.mode, mean_loss * count, correct, count)
+        record = {"kind": "step", "step": global_step, "epoch": step.epoch, "mode": step.mode,
+                  "loss": mean_loss, "lr": step.lr, "step_s": step_s, "data_wait_s": step.data_wait_s,
                   "images_per_s": count / step_s, "train_wall_s": pr.train_wall_s}
         if grad_norm is not None:
             record["grad_norm"] = grad_norm
@@ -254,7 +276,71 @@ class Trainer:
         distributed.broadcast_buffers(self.parts.model)
 
 
-def _grad_norm(model: torch.nn.Module) -> float:
-    """L2 norm of all parameter gradients (after DDP's all-reduce: the same on every rank)."""
+def _grad_norm(model: torch.nn.Module) -> torch.Tensor:
+    """L2 norm of all parameter gradients, on the device (after DDP's all-reduce: the same on every rank)."""
     grads = [p.grad.detach().double().pow(2).sum() for p in model.parameters() if p.grad is not None]
-    return float(torch.stack(grads).sum().sqrt()) if grads else 0.0
+    if not grads:
+        return torch.zeros((), dtype=torch.float64, device=next(model.parameters()).device)
+    return torch.stack(grads).sum().sqrt()
+
+
+@dataclass
+class _Step:
+    """What the host knows of a queued step (its loss and accuracy are still on the device)."""
+
+    epoch: int
+    step: int
+    mode: str
+    lr: float
+    start: float
+    data_wait_s: float
+
+
+class StepWindow:
+    """The steps since the last sync point: per-step numbers stacked on the device, host facts beside.
+
+    Step times: on CPU the host's clock (the work is done when the step returns); on CUDA an event
+    recorded at the end of each step, read at the sync point, so the host never waits inside the window.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.stats: list[torch.Tensor] = []
+        self.steps: list[_Step] = []
+        self.ends: list[float | torch.cuda.Event] = []
+        self.last_end: float | torch.cuda.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def add(self, stats: torch.Tensor, step: _Step) -> None:
+        self.stats.append(stats)
+        self.steps.append(step)
+        if self.device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.ends.append(event)
+        else:
+            self.ends.append(time.perf_counter())
+
+    def reduce(self, stop_requested: bool, device: torch.device,
+               world_size: int) -> tuple[list[tuple[list[float], _Step, float]], float]:
+        """One all-reduce: per step (global [loss sum, correct, count, grad norm], host facts, step
+        seconds), and the number of ranks that asked to stop. Empties the window."""
+        vote = torch.tensor([float(stop_requested), 0.0, 0.0, 0.0], dtype=torch.float64, device=device)
+        table = distributed.all_reduce_sum(torch.stack([*self.stats, vote])).tolist()  # the one host sync
+        rows = []
+        for i, (values, step, end) in enumerate(zip(table, self.steps, self.ends)):
+            values[3] /= world_size  # every rank holds the same gradient norm
+            rows.append((values, step, self._seconds(step, i, end)))
+        self.last_end = self.ends[-1]
+        self.stats, self.steps, self.ends = [], [], []
+        return rows, table[-1][0]
+
+    def _seconds(self, step: _Step, i: int, end) -> float:
+        if isinstance(end, float):
+            return end - step.start
+        previous = self.ends[i - 1] if i else self.last_end
+        if previous is None:  # the run's first step: no earlier event to measure from
+            return time.perf_counter() - step.start
+        return previous.elapsed_time(end) / 1000.0  # includes the GPU's idle wait for data, if any

@@ -75,6 +75,8 @@ def test_overrides_are_toml_literals_with_string_fallback():
     ("train.precision=fp8", "train.precision: expected one of"),
     ("train.dist_timeout_s=inf", "train.dist_timeout_s: expected a positive, finite number"),
     ("logging.progress=loud", "logging.progress: expected one of"),
+    ("train.sync_every_steps=0", "train.sync_every_steps: expected an integer >= 1"),
+    ("train.sync_every_steps=2.5", "train.sync_every_steps: expected an integer"),
     ("schedule.ramp_end=0", "schedule.ramp_end: expected a number in (0, 1]"),
     ("schedule.low_batch_scale=0", "schedule.low_batch_scale: expected an integer >= 1"),
     ("schedule.low_batch_scale=1.5", "schedule.low_batch_scale: expected an integer"),

@@ -160,6 +160,27 @@ def test_non_finite_loss_stops_without_overwriting_checkpoints(data, tmp_path, c
     assert json.loads((run / "status.json").read_text())["state"] == "failed"
 
 
+def test_non_finite_loss_in_a_window_names_its_step(data, tmp_path, capsys):
+    """sync_every_steps = 6: the NaN is found at the sync point, named by its own step; the records
+    before it are written, nothing is checkpointed after the last good sync point."""
+    run = tmp_path / "nan6"
+    code = main(["--run-dir", str(run), *tiny_overrides(data, optim__lr="1e30", optim__weight_decay="0.0",
+                                                        train__sync_every_steps="6")])
+    assert code == 3
+    err = capsys.readouterr().err
+    steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    bad = len(steps) + 1
+    assert f"at global step {bad} " in err
+    assert all(s["kind"] == "step" and s["step"] <= bad - 1 for s in steps)
+    saved = CheckpointManager(run / "checkpoints").existing()
+    assert all(load_checkpoint(p)["progress"]["global_step"] < bad for p in saved)
+    if saved:
+        assert f"the last good checkpoint is {saved[-1]}" in err
+    else:
+        assert "no checkpoint was written before it" in err
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"
+
+
 def test_config_errors_exit_2(data, tmp_path, capsys):
     assert main(["--run-dir", str(tmp_path / "r2"), *tiny_overrides(data, schedule__p="2.0")]) == 2
     assert "schedule" in capsys.readouterr().err

@@ -61,3 +61,20 @@ def test_stop_signal_checkpoints_and_exits_75(data, reference, tmp_path, sig):
     assert resumed.returncode == 0, resumed.stderr
     assert comparable_metrics(run) == comparable_metrics(reference)
     assert_same_weights(final_weights(run), final_weights(reference))
+
+
+def test_stop_at_the_next_sync_point_with_a_window_of_4(data, reference, tmp_path):
+    """sync_every_steps = 4, no step checkpoints: a signal stops at the next sync point (a multiple of 4
+    or the epoch end), checkpoints exactly there, and the resumed run equals the uninterrupted one."""
+    run = tmp_path / "window"
+    overrides = tiny_overrides(data, train__sync_every_steps="4", data__num_workers="1")
+    code, err = start_and_signal(run, overrides, after_steps=5, sig=signal.SIGUSR1)
+    assert code == 75, err
+    from trainer.run.checkpoint import CheckpointManager, load_checkpoint
+
+    stopped_at = load_checkpoint(CheckpointManager(run / "checkpoints").existing()[-1])["progress"]["global_step"]
+    assert stopped_at == step_lines(run) and (stopped_at % 4 == 0 or stopped_at % 12 == 0), stopped_at
+    resumed = run_train(run, overrides)
+    assert resumed.returncode == 0, resumed.stderr
+    assert comparable_metrics(run) == comparable_metrics(reference)
+    assert_same_weights(final_weights(run), final_weights(reference))
