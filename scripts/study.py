@@ -119,6 +119,22 @@ def run_one(run: RunSpec, preset: str, cpus: Queue, log) -> int:
         cpus.put(cpu)
 
 
+def export(runs: list[RunSpec], dest: Path) -> int:
+    """Compact copies of the finished runs (no checkpoints, no per-step records) for docs/results."""
+    done = [r for r in runs if state(r) == "done"]
+    for run in done:
+        target = dest / run.family / run.run_dir.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.toml", "summary.json", "status.json", "study.json"):
+            if (run.run_dir / name).is_file():
+                (target / name).write_bytes((run.run_dir / name).read_bytes())
+        epochs = [line for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()
+                  if json.loads(line).get("kind") == "epoch"]
+        (target / "metrics.jsonl").write_text("\n".join(epochs) + "\n")
+    print(f"exported {len(done)} finished runs to {dest}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("spec", type=Path)
@@ -128,10 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated family names")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     parser.add_argument("--no-compare", action="store_true")
+    parser.add_argument("--export", type=Path, metavar="DIR",
+                        help="copy each finished run's config, summary, study record and epoch records (what "
+                             "lowmode-compare --frontier reads) to DIR/<family>/<run>/, then exit")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     only = set(args.only.split(",")) if args.only else None
     study, runs = load_spec(args.spec, args.out, seeds, only)
+    if args.export:
+        return export(runs, args.export)
     todo = [r for r in runs if state(r) != "done"]
     print(f"{args.spec}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run "
           f"({args.jobs} at a time)", flush=True)

@@ -31,6 +31,9 @@ storage, not allocator caching or process RSS.
 cannot (time slices of other processes inflate it, unevenly); with more threads it includes
 OpenMP spin-waits.
 
+The same steps inside the real training loop (loader, sync points, records):
+``python -m trainer.bench --loop`` (trainer/run/loop_bench.py), which prints these keys plus ``loop_*``.
+
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward (convs and
 matmuls; elementwise ops such as BN and ReLU are not counted, which is why the measured time ratio
 exceeds ``flops_ratio``).

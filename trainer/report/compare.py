@@ -208,8 +208,7 @@ def write_plots(runs: list[Run], target: float, out: Path, frontier_result: dict
     fig, axes = plt.subplots(1, len(draws), figsize=(6.5 * len(draws), 4.8))
     for ax, draw in zip(axes, draws):
         draw(ax)
-    fig.tight_layout()
-    fig.savefig(out / "compare.png", dpi=120)
+    fig.savefig(out / "compare.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

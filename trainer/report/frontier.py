@@ -222,7 +222,7 @@ def plot(ax, result: dict[str, Any]) -> None:
     ax.set(xlabel="training wall-clock (min, evaluation excluded; mean over seeds)",
            ylabel="final validation accuracy (%)", title="Accuracy vs training time (one point per budget)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=1, frameon=False)
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
@@ -237,6 +237,5 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     plot(ax, result)
-    fig.tight_layout()
-    fig.savefig(out / "frontier.png", dpi=120)
+    fig.savefig(out / "frontier.png", dpi=120, bbox_inches="tight")  # the legend sits below the axes
     plt.close(fig)

@@ -107,13 +107,22 @@ def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Modul
 
 
 def wrap_model(model: torch.nn.Module, mc: ModelConfig, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(train_model, eval_model): device / memory format, then compile, then DDP."""
+    """(train_model, eval_model): device / memory format, then compile, then DDP.
+
+    ``model.compile``: ``torch.compile(dynamic=False)``, so every (mode, batch shape, train/eval) the
+    run meets gets a static graph of its own, compiled once at its first step and then reused: the full
+    step, the low step (its smaller input, and the k x larger batch of ``schedule.low_batch_scale``),
+    evaluation and its last short batch, BN re-calibration. That is at most about six graphs, under
+    dynamo's recompile limit (8 per frame); without ``dynamic=False`` the second shape would be traced
+    again as a dynamic-shape graph, slower than the static ones. Counted in
+    tests/trainer/run/test_compile_graphs.py.
+    """
     model.to(device)
     if mc.channels_last:
         model.to(memory_format=torch.channels_last)
     from trainer.method.bn_policy import has_mode_specific_parameters
 
-    compiled = torch.compile(model) if mc.compile else model
+    compiled = torch.compile(model, dynamic=False) if mc.compile else model
     return distributed.wrap_ddp(compiled, device, find_unused_parameters=has_mode_specific_parameters(model)), compiled
 
 

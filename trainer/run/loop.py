@@ -110,8 +110,9 @@ class Trainer:
             progress = Progress(**{k: state["progress"][k] for k in ckpt.PROGRESS_KEYS})
             acc = EpochAccumulator(state["epoch_sums"])
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            detail = " ".join(str(exc).split()) or repr(exc)  # torch's message spans lines; keep one
             raise ckpt.CheckpointError(f"{source}: does not fit this run ({type(exc).__name__}: "
-                                       f"{str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+                                       f"{detail[:400]})") from None
         self.progress, self.acc = progress, acc
         self.wandb_run_id = state["wandb_run_id"]
         if state["world_size"] == self.info.world_size:

@@ -120,6 +120,22 @@ def test_no_loadable_checkpoint_changes_nothing(data, tmp_path, capsys):
     assert _tree_digest(run) == before
 
 
+def test_checkpoint_with_wrong_shapes_is_refused_naming_it(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = tiny_overrides(data, train__epochs="2", optim__lr_milestones_epochs="[1]", checkpoint__keep="1")
+    assert main(["--run-dir", str(run), *args, "--set", "train.epochs=2"]) == 0
+    path = CheckpointManager(run / "checkpoints").existing()[-1]
+    state = torch.load(path, weights_only=True)
+    state["progress"]["epoch"] = 1  # pretend it is mid-run, so the resume has work to do
+    state["model"]["fc.weight"] = torch.zeros(3, 3)
+    torch.save(state, path)
+    before = _tree_digest(run)
+    assert main(["--run-dir", str(run), *args]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "does not fit this run" in err and "fc.weight" in err
+    assert _tree_digest(run) == before
+
+
 def test_a_second_trainer_on_the_same_run_dir_exits_2(data, tmp_path, capsys):
     from trainer.report.rundir import RunDir
 

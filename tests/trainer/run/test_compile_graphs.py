@@ -1,0 +1,80 @@
+"""model.compile: one static graph per (mode, batch shape, train/eval), none recompiled after its first step.
+
+The graphs are dynamo's (counted by ``torch._dynamo.utils.counters``); the backend here is "eager" so
+that no C++ is compiled on the 2 shared cores: recompiles and graph counts are a dynamo matter and
+come out the same with inductor.
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+torch_dynamo = pytest.importorskip("torch._dynamo")
+
+
+@pytest.fixture
+def compile_spy(monkeypatch):
+    """torch.compile with the caller's options but backend="eager"; records the options."""
+    real = torch.compile
+    seen: list[dict] = []
+
+    def spy(model, **kwargs):
+        seen.append(dict(kwargs))
+        return real(model, **{**kwargs, "backend": "eager"})
+
+    monkeypatch.setattr(torch, "compile", spy)
+    torch_dynamo.reset()
+    torch_dynamo.utils.counters.clear()
+    yield seen
+    torch_dynamo.reset()
+
+
+def test_one_graph_per_mode_and_shape_no_recompiles(compile_spy):
+    from trainer.method.dualmode import set_mode
+    from trainer.method.models import build_dual_mode_model
+    from trainer.run.build import wrap_model
+    from trainer.run.config import ModelConfig
+    from trainer.run.evaluate import evaluate
+
+    counters = torch_dynamo.utils.counters
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model, _ = build_dual_mode_model("resnet8", ratio=2, in_channels=3, num_classes=4)
+    train_model, eval_model = wrap_model(model, ModelConfig(name="resnet8", compile=True), cpu)
+    assert compile_spy == [{"dynamic": False}]  # static graphs: no dynamic-shape recompile
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    gen = torch.Generator().manual_seed(0)
+
+    def batch(n: int, size: int):
+        return types.SimpleNamespace(images=torch.randn(n, 3, size, size, generator=gen),
+                                     labels=torch.randint(0, 4, (n,), generator=gen))
+
+    def train_step(mode: str, n: int, size: int) -> None:  # as trainer.run.loop.Trainer._step
+        b = batch(n, size)
+        set_mode(train_model, mode)
+        loss = F.cross_entropy(train_model(b.images).float(), b.labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def one_round(order: tuple[str, ...]) -> None:
+        steps = {"full": ("full", 4, 8), "low": ("low", 4, 4), "low2x": ("low", 8, 4)}  # low_batch_scale 2
+        for name in order:
+            train_step(*steps[name])
+        evaluate(eval_model, [batch(4, 8), batch(3, 8)], cpu)  # full mode, no grad, a short last batch
+
+    one_round(("full", "low", "low2x"))
+    graphs, frames = counters["stats"]["unique_graphs"], counters["frames"]["total"]
+    # full B, low B, low 2B (train), eval B, eval short: one graph each, no graph breaks
+    assert graphs == 5 and frames == 5, dict(counters["stats"])
+    assert graphs <= torch_dynamo.config.recompile_limit - 3  # well under the limit (8): room to spare
+    assert torch_dynamo.config.cache_size_limit == torch_dynamo.config.recompile_limit
+
+    for order in (("full", "low", "low2x"), ("low2x", "full", "low", "low")):
+        one_round(order)
+    assert counters["stats"]["unique_graphs"] == graphs, "a second round of the same modes and shapes recompiled"
+    assert counters["frames"]["total"] == frames
