@@ -273,13 +273,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry: run the benchmark, print JSON (--json) or one key per line."""
     cfg, as_json = parse_args(argv)
-    result = run_benchmark(cfg)
+    print_result(run_benchmark(cfg), as_json)
+    return 0
+
+
+def print_result(result: dict, as_json: bool) -> None:
+    """One JSON object (``--json``), else one aligned ``key: value`` line per key."""
     if as_json:
         print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>18}: {value}")
-    return 0
+        return
+    width = max(map(len, result), default=0)
+    for key, value in result.items():
+        print(f"{key:>{width}}: {value}")
 
 
 if __name__ == "__main__":

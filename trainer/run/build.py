@@ -16,7 +16,7 @@ import torch
 
 from pipeline import DatasetFormatError, make_loader
 from pipeline.loader_base import Loader
-from pipeline.schedule import ModeSchedule
+from pipeline.schedule import LOW, ModeSchedule
 from preprocess.dataset_format import Manifest
 from trainer.run import distributed, host
 from trainer.run.config import ConfigError, DataConfig, ModelConfig, OptimConfig, TrainConfigRoot
@@ -41,8 +41,11 @@ class Components:
     recal_loader: Loader | None
     device: torch.device
     conversion: dict[str, Any] | None
-    manifest: Manifest
-    """The dataset's manifest, as the train loader read it."""
+
+    @property
+    def manifest(self) -> Manifest:
+        """The dataset's manifest, as the train loader read it."""
+        return self.train_loader.manifest
 
     def close(self) -> None:
         for loader in (self.train_loader, self.val_loader, self.recal_loader):
@@ -96,7 +99,7 @@ def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Modul
         skip_in_low=mc.skip_in_low or None, bn_policy=mc.bn_policy, ratio=manifest.ratio,
         low_kernels=mc.low_kernels,
     )
-    low_h, low_w, _ = manifest.shape("low")
+    low_h, low_w, _ = manifest.shape(LOW)
     try:
         check_low_mode_input(model, in_channels, low_h, low_w)
     except ValueError as exc:
@@ -181,4 +184,4 @@ def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Comp
     train_model, eval_model = wrap_model(model, mc, device)
     optimizer, scheduler = build_optimizer(model, config.optim)
     return Components(model, train_model, eval_model, optimizer, scheduler, schedule, train, val, recal, device,
-                      conversion, train.manifest)
+                      conversion)

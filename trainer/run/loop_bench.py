@@ -35,7 +35,6 @@ Bad options: one ``error:`` line on stderr, exit 2.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -48,7 +47,7 @@ from pipeline.loader import KINDS as LOADERS
 from pipeline.schedule import FULL, LOW, MODES
 from preprocess.dataset_format import ENCODINGS
 from trainer.method.models import MODEL_NAMES
-from trainer.report.bench import BenchConfig, run_benchmark
+from trainer.report.bench import BenchConfig, print_result, run_benchmark
 
 SCHEDULES = ("mixed", "separate")
 NUM_CLASSES = 10
@@ -260,12 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if as_json:  # stdout holds the JSON only; the trainer's info lines are muted
         logging.getLogger("lowmode.train").setLevel(logging.WARNING)
-    result = run_loop_benchmark(cfg)
-    if as_json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>24}: {value}")
+    print_result(run_loop_benchmark(cfg), as_json)
     return 0
 
 
