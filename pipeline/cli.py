@@ -4,11 +4,12 @@
         --world-size 1 --steps 5 --p 0.5 --json
     python -m pipeline inspect DATA --policy ramp --total-epochs 30 --ramp-end 0.6 --low-batch-scale 2
     python -m pipeline bench DATA --loader dali --mode low --batch-size 125 --seconds 10 --json
+    python -m pipeline bench DATA --loader dali --mode full --device cuda --workers 4 --json
 
 ``inspect --json`` prints exactly ``{"steps_per_epoch": n, "steps": [{"step", "mode", "batch_size",
 "shape", "keys"}, ...]}`` (scripts rely on it): ``steps_per_epoch`` is the number of steps of the
 inspected epoch (it varies per epoch with ``--low-batch-scale`` > 1), ``batch_size`` the step's
-per-rank batch. ``bench --json`` prints ``{"loader", "mode", "batch_size", "images_per_s",
+per-rank batch. ``bench --json`` prints ``{"loader", "mode", "device", "batch_size", "images_per_s",
 "ms_per_batch"}``. Bad input: one line ``error: ...`` on stderr, exit status 2.
 """
 
@@ -20,11 +21,15 @@ import json
 import sys
 import time
 
+import torch
+
 from pipeline.loader import KINDS, make_loader
+from pipeline.loader_base import Loader
 from pipeline.schedule import FULL, LOW, POLICIES, RAMP_SHAPES, ModeSchedule, ScheduleConfig
 from preprocess.dataset_format import DatasetFormatError
 
 BENCH_MODES = (FULL, LOW, "schedule")
+BENCH_DEVICES = ("cpu", "cuda")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--mode", choices=BENCH_MODES, default="schedule",
                        help="full: all full steps; low: all low; schedule: bernoulli p=0.5 (default)")
     bench.add_argument("--seconds", type=float, default=10.0, help="measuring time after one warm-up batch")
+    bench.add_argument("--device", choices=BENCH_DEVICES, default="cpu",
+                       help="where the batches are delivered: cpu, or cuda (DALI GPU pipeline, 'mixed' decode "
+                            "for jpg; the clock is read after a device synchronisation)")
     bench.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -96,42 +104,59 @@ def run_inspect(args: argparse.Namespace) -> dict:
     return {"steps_per_epoch": steps_in_epoch, "steps": steps}
 
 
+def measure_throughput(loader: Loader, seconds: float, *, cuda: bool = False) -> dict:
+    """Images per second ``loader`` delivers on its train split, epochs repeating until ``seconds`` pass.
+
+    The first batch (pipeline start-up) is not counted. ``cuda``: batches live on the GPU, so the clock
+    is read after ``torch.cuda.synchronize()`` (DALI hands batches over before their copies finish).
+    """
+    sync = _cuda_sync if cuda else (lambda: None)
+    images = batches = 0
+    start = None
+    epoch = 0
+    while start is None or time.perf_counter() - start < seconds:
+        for batch in loader.epoch(epoch):
+            if start is None:
+                sync()
+                start = time.perf_counter()
+                continue
+            images += batch.images.shape[0]
+            batches += 1
+            if time.perf_counter() - start >= seconds:
+                break
+        epoch += 1
+    sync()
+    elapsed = time.perf_counter() - start
+    return {"images_per_s": round(images / elapsed, 1), "ms_per_batch": round(1000 * elapsed / max(batches, 1), 3)}
+
+
+def _cuda_sync() -> None:
+    torch.cuda.synchronize()
+
+
 def run_bench(args: argparse.Namespace) -> dict:
     """Images per second delivered on the train split (epochs repeat until ``--seconds`` pass)."""
     if args.seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     p = {FULL: 0.0, LOW: 1.0, "schedule": 0.5}[args.mode]
     loader = make_loader(
         args.data, "train", batch_size_per_rank=args.batch_size, seed=args.seed, kind=args.loader,
         schedule=ModeSchedule(ScheduleConfig(p=p), args.seed), augment=not args.no_augment,
-        num_workers=args.workers,
+        num_workers=args.workers, device=args.device,
     )
-    images = batches = 0
     try:
-        start = None
-        epoch = 0
-        while start is None or time.perf_counter() - start < args.seconds:
-            for batch in loader.epoch(epoch):
-                if start is None:  # the first batch pays for start-up: not counted
-                    start = time.perf_counter()
-                    continue
-                images += batch.images.shape[0]
-                batches += 1
-                if time.perf_counter() - start >= args.seconds:
-                    break
-            epoch += 1
-        elapsed = time.perf_counter() - start
+        measured = measure_throughput(loader, args.seconds, cuda=args.device == "cuda")
     finally:
         loader.close()
-    return {
-        "loader": args.loader, "mode": args.mode, "batch_size": args.batch_size,
-        "images_per_s": round(images / elapsed, 1), "ms_per_batch": round(1000 * elapsed / max(batches, 1), 3),
-    }
+    return {"loader": args.loader, "mode": args.mode, "device": args.device, "batch_size": args.batch_size,
+            **measured}
 
 
 def _print_human(args: argparse.Namespace, result: dict) -> None:
     if args.command == "bench":
-        print(f"{result['loader']} {result['mode']} batch {result['batch_size']}: "
+        print(f"{result['loader']} {result['mode']} on {result['device']}, batch {result['batch_size']}: "
               f"{result['images_per_s']:.0f} images/s, {result['ms_per_batch']:.2f} ms/batch")
         return
     print(f"steps in epoch {args.epoch}: {result['steps_per_epoch']}")

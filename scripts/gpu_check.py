@@ -24,9 +24,9 @@ Checks (``--list`` prints them with their needs):
                          GPU with the DALI loader (torch loader without DALI); without CUDA a small CPU run
   shards                 synthetic CIFAR-sized raw and jpg shards (preprocess, 10000 + 1000 samples each)
   dali_cpu_bench_{raw,jpg}  python -m pipeline bench on those shards (DALI's CPU pipeline; CPU-capable)
-  dali_gpu_bench_{raw,jpg}  the DALI loader on the GPU, full and low mode images/s ("mixed" decode for jpg);
-                         ``python -m pipeline bench`` has no device option, so this script drives
-                         pipeline.make_loader(kind="dali", device="cuda") itself, the same way
+  dali_gpu_bench_{raw,jpg}  the DALI loader on the GPU, full and low mode images/s ("mixed" decode for jpg),
+                         measured as ``python -m pipeline bench --device cuda`` does (pipeline.cli's
+                         measure_throughput), both modes in one JSON
   dali_gpu_epochs_jpg    >= 20 short epochs of jpg shards on the GPU (a new DALI pipeline each epoch, as the
                          loader does): device memory in use after each epoch (DALI issue #4076)
   nccl_smoke             torchrun --nproc-per-node 1: an nccl process group, all_reduce, barrier
@@ -441,35 +441,20 @@ def _helper_dali_bench(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args(argv)
-    import torch
-
+    from pipeline.cli import measure_throughput
     from preprocess.dataset_format import Manifest
 
     result: dict[str, Any] = {"encoding": Manifest.load(args.data).encoding, "device": "cuda", "batch_size": 125,
                               "workers": args.workers, "decoder": "mixed"}
+
     for mode, p in (("full", 0.0), ("low", 1.0)):
         loader = _dali_loader(args.data, p, args.workers)
-        images = batches = 0
-        start = None
         try:
-            epoch = 0
-            while start is None or time.perf_counter() - start < args.seconds:
-                for batch in loader.epoch(epoch):
-                    if start is None:  # pipeline build and first batch: not counted
-                        torch.cuda.synchronize()
-                        start = time.perf_counter()
-                        continue
-                    images += batch.images.shape[0]
-                    batches += 1
-                    if time.perf_counter() - start >= args.seconds:
-                        break
-                epoch += 1
-            torch.cuda.synchronize()
-            elapsed = time.perf_counter() - start
+            measured = measure_throughput(loader, args.seconds, cuda=True)
         finally:
             loader.close()
-        result[f"{mode}_images_per_s"] = round(images / elapsed, 1)
-        result[f"{mode}_ms_per_batch"] = round(1e3 * elapsed / max(batches, 1), 3)
+        result[f"{mode}_images_per_s"] = measured["images_per_s"]
+        result[f"{mode}_ms_per_batch"] = measured["ms_per_batch"]
     print(json.dumps(result))
     return 0
 

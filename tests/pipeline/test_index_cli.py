@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from pipeline import DatasetFormatError, make_loader
 from pipeline.cli import main
@@ -126,9 +127,43 @@ def test_bench_json(data_dir, capsys):
     assert main(["bench", str(data_dir), "--loader", "dali", "--mode", "low", "--batch-size", "16",
                  "--seconds", "0.2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"loader", "mode", "batch_size", "images_per_s", "ms_per_batch"}
-    assert (out["loader"], out["mode"], out["batch_size"]) == ("dali", "low", 16)
+    assert set(out) == {"loader", "mode", "device", "batch_size", "images_per_s", "ms_per_batch"}
+    assert (out["loader"], out["mode"], out["device"], out["batch_size"]) == ("dali", "low", "cpu", 16)
     assert out["images_per_s"] > 0 and out["ms_per_batch"] > 0
+
+
+def test_bench_cuda_without_a_gpu_is_one_error_line(data_dir, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(["bench", str(data_dir), "--loader", "torch", "--device", "cuda", "--seconds", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device cuda: no CUDA device") and err.count("\n") == 1
+
+
+def test_measure_throughput_skips_the_first_batch_and_spans_epochs():
+    from types import SimpleNamespace
+
+    from pipeline.cli import measure_throughput
+
+    class TwoBatchEpochs:  # 2 batches of 3 images per epoch: the clock must keep going across epochs
+        epochs_started = 0
+
+        def epoch(self, epoch):
+            self.epochs_started += 1
+            for _ in range(2):
+                yield SimpleNamespace(images=torch.zeros(3, 1, 2, 2))
+
+    loader = TwoBatchEpochs()
+    out = measure_throughput(loader, seconds=0.05)
+    assert loader.epochs_started >= 2 and out["images_per_s"] > 0 and out["ms_per_batch"] > 0
+
+
+@pytest.mark.gpu
+def test_bench_on_the_gpu(data_dir, capsys):
+    need("dali")
+    assert main(["bench", str(data_dir), "--loader", "dali", "--mode", "full", "--device", "cuda",
+                 "--batch-size", "16", "--seconds", "0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["device"] == "cuda" and out["images_per_s"] > 0
 
 
 def test_inspect_shows_each_steps_batch_size_with_low_batch_scale(data_dir, capsys):
