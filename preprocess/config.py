@@ -10,8 +10,8 @@ from preprocess.dataset_format import ENCODINGS
 from preprocess.downsample import METHODS
 from preprocess.errors import InputError
 from preprocess.shards import TAR_WRITERS
-from preprocess.sources import CHANNELS, INPUT_ONLY_OPTIONS, NO_INPUT, OPTION_DEFAULTS, SOURCE_OPTIONS, SOURCES, \
-    option_sources
+from preprocess.sources import CHANNELS, FROM_INPUT, INPUT_ONLY_OPTIONS, NO_INPUT, OPTION_DEFAULTS, SOURCE_OPTIONS, \
+    SOURCE_REVISIONS, SOURCES, option_sources
 from preprocess.sources.cifar import LABEL_SETS
 
 DEFAULT_INPUTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
@@ -54,9 +54,11 @@ class BuildConfig:
     label: str = "fine"
     """CIFAR-100 label set: fine | coarse."""
     size: int | None = None
-    """Image side in pixels: imagefolder resize/crop target (required), synthetic side (default 32)."""
-    channels: int = 3
-    """Image channels for synthetic and imagefolder: 1 (grayscale) or 3 (RGB)."""
+    """Image side in pixels: synthetic side (default 32); imagefolder centre-crop/resize target (default:
+    the images' side when they all share one square size)."""
+    channels: int | None = None
+    """Image channels, 1 (grayscale) or 3 (RGB): synthetic (default 3); imagefolder (default: 1 if every
+    image is grey, else 3)."""
     num_classes: int = 10
     """Synthetic: number of classes."""
     num_train: int = 1024
@@ -86,14 +88,16 @@ class BuildConfig:
         _check(self.label in LABEL_SETS, "label", " or ".join(LABEL_SETS), self.label)
         _check(self.size is None or self.size >= 1, "size", "an integer >= 1", self.size)
         _check(self.tar_writer in TAR_WRITERS, "tar-writer", f"one of {', '.join(TAR_WRITERS)}", self.tar_writer)
-        _check(self.channels in CHANNELS, "channels", " or ".join(map(str, CHANNELS)), self.channels)
+        _check(self.channels is None or self.channels in CHANNELS, "channels", " or ".join(map(str, CHANNELS)),
+               self.channels)
         _check(self.num_classes >= 2, "num-classes", "an integer >= 2", self.num_classes)
         _check(self.num_train >= 1, "num-train", "an integer >= 1", self.num_train)
         _check(self.num_val >= 0, "num-val", "an integer >= 0", self.num_val)
         _check(0 < self.val_fraction < 1, "val-fraction", "a number between 0 and 1 (exclusive)", self.val_fraction)
         _check(1 <= self.jpeg_quality <= 100, "jpeg-quality", "an integer in 1..100", self.jpeg_quality)
         for option, value in self.source_options().items():  # an option the source reads, with no default
-            _check(value is not None, option.replace("_", "-"), f"a value for {self.source}", None)
+            _check(value is not None or option in FROM_INPUT.get(self.source, ()), option.replace("_", "-"),
+                   f"a value for {self.source}", None)
         _check(not self.download or self.source in option_sources("download"), "download",
                f"a source that downloads ({' or '.join(option_sources('download'))})", self.source)
         _check(self.source in NO_INPUT or self.input is not None or self.source in DEFAULT_INPUTS
@@ -119,7 +123,8 @@ class BuildConfig:
         """The fields that define the output bytes (recorded in the manifest; reruns must match).
 
         Only options the source reads are included, with defaults resolved, so ``--size 32`` and
-        the synthetic default give the same config.
+        the synthetic default give the same config. An option the source decides from its input
+        (``FROM_INPUT``, e.g. imagefolder's size and channels) is recorded as None when left unset.
         """
         fields = {k: v for k, v in asdict(self).items() if k in _COMMON_FIELDS}
         path = self.input_path()
@@ -127,4 +132,7 @@ class BuildConfig:
         fields.update({k: v for k, v in self.source_options().items() if k not in INPUT_ONLY_OPTIONS})
         if self.encoding == "jpg":
             fields["jpeg_quality"] = self.jpeg_quality
+        if SOURCE_REVISIONS.get(self.source, 1) > 1:
+            # a source whose pixels changed: a half-built dataset of the old revision is not resumed
+            fields["source_revision"] = SOURCE_REVISIONS[self.source]
         return fields

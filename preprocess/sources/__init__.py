@@ -26,10 +26,17 @@ SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
 """The build options each source reads (names of ``BuildConfig`` fields / ``--options``)."""
 INPUT_ONLY_OPTIONS = ("download",)
 """Options that only fetch the input: they do not change the output bytes (not in the build config)."""
-OPTION_DEFAULTS: dict[str, dict[str, Any]] = {"synthetic": {"size": 32}}
+OPTION_DEFAULTS: dict[str, dict[str, Any]] = {"synthetic": {"size": 32, "channels": 3}}
 """Per source, the value used for an option left unset (None)."""
+FROM_INPUT: dict[str, tuple[str, ...]] = {"imagefolder": ("size", "channels")}
+"""Per source, the options that, left unset, the opener decides from its input (they stay None in the
+build config: the recorded config says "from the images", the manifest's shapes say what that was)."""
 NO_INPUT = ("synthetic",)
 """Sources that generate their images and read no input path."""
+SOURCE_REVISIONS: dict[str, int] = {"imagefolder": 2}
+"""Sources whose output pixels changed since they were first written (imagefolder 2: the centre square is
+resized straight to --size, alpha composited over black, 16-bit scaled). Recorded in the build config when
+> 1, so reruns over an older half-built dataset refuse to mix revisions; absent = 1 (configs unchanged)."""
 CHANNELS = (1, 3)
 """Image channels a source can be asked for (``channels``): grayscale or RGB."""
 

@@ -33,8 +33,10 @@ OUTPUT_CONFIGS = [
     ({"source": "mnist", "input": "/in/mnist", "ratio": 4, "method": "area", "samples_per_shard": 100, "seed": 3},
      {"encoding": "raw", "input": "/in/mnist", "method": "area", "ratio": 4, "samples_per_shard": 100, "seed": 3,
       "source": "mnist"}),
+    # imagefolder's pixels changed on purpose (revision 2, see preprocess.sources.SOURCE_REVISIONS)
     ({"source": "imagefolder", "input": "/in/img", "size": 64, "channels": 1, "val_fraction": 0.2},
-     {**_COMMON, "channels": 1, "input": "/in/img", "size": 64, "source": "imagefolder", "val_fraction": 0.2}),
+     {**_COMMON, "channels": 1, "input": "/in/img", "size": 64, "source": "imagefolder", "val_fraction": 0.2,
+      "source_revision": 2}),
     ({"source": "synthetic"},
      {**_COMMON, "channels": 3, "input": None, "num_classes": 10, "num_train": 1024, "num_val": 256, "size": 32,
       "source": "synthetic"}),
@@ -93,8 +95,9 @@ def test_cli_refuses_an_option_of_another_source(capsys, tmp_path, extra, expect
     assert code == 2 and err == f"error: {expect}\n"
 
 
-def test_a_required_option_without_default_is_named():
-    with pytest.raises(InputError, match="--size: expected a value for imagefolder"):
-        BuildConfig(source="imagefolder", out="o", input="x")
+def test_options_decided_from_the_images_may_stay_unset_and_bad_values_are_named():
+    # imagefolder's --size / --channels default to what the images have (decided when the source opens)
+    assert BuildConfig(source="imagefolder", out="o", input="x").source_options() == {
+        "size": None, "channels": None, "val_fraction": 0.1}
     with pytest.raises(InputError, match="--label: expected fine or coarse"):
         BuildConfig(source="cifar100", out="o", input="x", label="medium")

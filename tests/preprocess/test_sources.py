@@ -72,7 +72,8 @@ def test_imagefolder_resize_crop_and_val_fraction(capsys, tmp_path):
     assert manifest.splits["train"].num_samples == 3 + 4 and manifest.splits["val"].num_samples == 2 + 2
     labels = sorted(lab for lab, _ in read_all(out, "train", "full").values())
     assert labels == [0, 0, 0, 1, 1, 1, 1]
-    # the wide JPEG is the last dog file: resized to 24x16, centre-cropped to 16x16
+    # the wide JPEG is the last dog file: its centre 32x32 square resized to 16x16 (the same pixels, for this
+    # even margin and exact half scale, as resizing the whole image to 24x16 and cropping its centre)
     decoded = np.asarray(Image.open(tmp_path / "imgs" / "dog" / "zz_wide.jpg").convert("RGB"))
     expected = np.asarray(Image.fromarray(decoded).resize((24, 16), Image.BICUBIC).crop((4, 0, 20, 16)))
     assert decoded.shape == wide.shape
