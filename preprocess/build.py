@@ -1,10 +1,13 @@
 """Build a dataset directory: shuffle, shard, downsample, write, record (resumably).
 
-Order of work: open and validate the source (nothing is written before that), check the
-output directory (refuse a different config unless ``overwrite``), keep every shard pair whose
-sidecar and sha256s verify, build the rest (in a process pool when ``workers > 1``), then write
-the manifest last. Every step is a pure function of the config, so an interrupted build that is
-rerun ends byte-identical to an uninterrupted one, for any number of workers.
+Order of work: check the ``--out`` path, open and validate the source (nothing is written before
+that), lock the output directory (``state.OutDirLock``: one plain build, or distinct ``--part``
+builds side by side), check it (refuse a different config unless ``overwrite``), keep every shard
+pair whose sidecar and sha256s verify, build the rest (in a process pool when ``workers > 1``; the
+workers die with the build, even on ``kill -9``), then write the manifest last. Every step is a pure
+function of the config, so an interrupted build that is rerun ends byte-identical to an uninterrupted
+one, for any number of workers. A write error (disk full) removes the temp files it leaves and
+names the file; the shards finished before it are kept by the rerun.
 
     from preprocess.build import BuildConfig, build_dataset
     manifest = build_dataset(BuildConfig(source="synthetic", out="DATA"))
@@ -12,9 +15,12 @@ rerun ends byte-identical to an uninterrupted one, for any number of workers.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
+import os
 import shutil
+import signal
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -25,8 +31,8 @@ import numpy as np
 
 from preprocess import state
 from preprocess.config import BuildConfig
-from preprocess.dataset_format import FULL, LOW, RESOLUTIONS, SPLITS, Manifest, ShardEntry, ShardFiles, SplitEntry, \
-    sample_key
+from preprocess.dataset_format import FULL, LOW, RESOLUTIONS, SPLITS, DatasetFormatError, Manifest, ShardEntry, \
+    ShardFiles, SplitEntry, sample_key
 from preprocess.downsample import downsample, method_sigma
 from preprocess.errors import InputError
 from preprocess.shards import channel_sums, write_shard_pair
@@ -96,6 +102,26 @@ def _build_shard(task: ShardTask) -> dict[str, Any]:
     return record
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: have the kernel SIGKILL this worker when the build process dies.
+
+    Without it a ``kill -9`` of the build leaves its workers blocked forever on the task pipe, still
+    holding the output directory's lock (they inherit its descriptor). The "parent" is the thread
+    that forked the worker: the one running the pool, alive until the pool is shut down.
+    Linux only; elsewhere a no-op.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the build died before prctl: no signal will come
+        os._exit(1)
+
+
 def _run_tasks(tasks: list[ShardTask], workers: int, on_done: Callable[[dict], None]) -> None:
     """Run shard tasks inline or in a forked process pool; re-raise the first failure."""
     if workers == 1 or len(tasks) <= 1:
@@ -103,7 +129,8 @@ def _run_tasks(tasks: list[ShardTask], workers: int, on_done: Callable[[dict], N
             on_done(_build_shard(task))
         return
     context = multiprocessing.get_context("fork")  # workers share the source arrays copy-on-write
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         pending = {pool.submit(_build_shard, task) for task in tasks}
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)
@@ -165,50 +192,79 @@ def _check_source(source: Source, config: BuildConfig) -> None:
 
 def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
     """Build (or resume) the dataset directory of ``config``; see the module docstring."""
-    global _WORKER_STATE
     start = time.perf_counter()
+    out_dir = Path(config.out)
+    state.check_out_path(out_dir, config.input_path(), config.source)
     source = open_source(config.source, config.input_path(), **config.source_options())
     _check_source(source, config)
     tasks = plan_shards(source, config)
-    out_dir = Path(config.out)
     output_config = config.output_config()
-    digest = state.config_digest(output_config)
-    created = state.prepare_out_dir(out_dir, output_config, config.overwrite)
-    result = BuildResult(manifest=None)
+    created = not out_dir.exists()
+    lock = state.OutDirLock(out_dir, config.part)
+    lock.acquire()  # before anything is written to out_dir
     try:
+        state.prepare_out_dir(out_dir, output_config, config.overwrite)
+        if config.part is None:
+            state.remove_stale_files(out_dir)  # ours alone: whatever a killed build left is stale
+        else:
+            lock.acquire_part()
         mine = [t for t in tasks if config.part is None or t.shard % config.part[1] == config.part[0]]
-        todo = []
-        for task in mine:
-            record = state.load_verified_sidecar(out_dir, task.split, task.shard, digest, task.expected())
-            if record is None:
-                todo.append(task)
-            else:
-                result.records.append(record)
-        result.kept = len(result.records)
-        bar = _progress_bar(sum(len(t.indices) for t in todo), progress)
-        (out_dir / Manifest.NAME).unlink(missing_ok=True)  # the manifest vouches for all shards: written last
-
-        def on_done(record: dict[str, Any]) -> None:
-            result.records.append(record)
-            result.built += 1
-            result.samples_written += record["num_samples"]
-            bar.update(record["num_samples"])
-
-        _WORKER_STATE = (source, config, out_dir, digest)
-        try:
-            _run_tasks(todo, config.workers, on_done)
-        finally:
-            _WORKER_STATE = None
-            bar.close()
+        result = _build_shards(source, config, mine, state.config_digest(output_config), progress)
+        if config.part is None:
+            result.manifest = _manifest(source, config, result.records)
+            _save_manifest(result.manifest, out_dir)
     except InputError:
-        if created:  # bad input found mid-build: leave nothing behind
+        if created and lock.try_exclusive():  # bad input found mid-build: leave nothing behind
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
-    if config.part is None:
-        result.manifest = _manifest(source, config, result.records)
-        result.manifest.save(out_dir)
+    finally:
+        lock.release()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _build_shards(source: Source, config: BuildConfig, tasks: list[ShardTask], digest: str,
+                  progress: bool) -> BuildResult:
+    """Keep the verified shard pairs of ``tasks``, build the others; the result has no manifest yet."""
+    global _WORKER_STATE
+    out_dir = Path(config.out)
+    result = BuildResult(manifest=None)
+    todo = []
+    for task in tasks:
+        record = state.load_verified_sidecar(out_dir, task.split, task.shard, digest, task.expected())
+        if record is None:
+            todo.append(task)
+        else:
+            result.records.append(record)
+    result.kept = len(result.records)
+    if todo:  # the manifest vouches for all shards: written last
+        (out_dir / Manifest.NAME).unlink(missing_ok=True)
+    bar = _progress_bar(sum(len(t.indices) for t in todo), progress)
+
+    def on_done(record: dict[str, Any]) -> None:
+        result.records.append(record)
+        result.built += 1
+        result.samples_written += record["num_samples"]
+        bar.update(record["num_samples"])
+
+    _WORKER_STATE = (source, config, out_dir, digest)
+    try:
+        _run_tasks(todo, config.workers, on_done)
+    finally:
+        _WORKER_STATE = None
+        bar.close()
+    return result
+
+
+def _save_manifest(manifest: Manifest, out_dir: Path) -> None:
+    """Write the manifest unless an equal one is there: rerunning a complete build writes nothing
+    (so it also succeeds on a full disk)."""
+    try:
+        if Manifest.load(out_dir).to_dict() == manifest.to_dict():
+            return
+    except DatasetFormatError:
+        pass
+    manifest.save(out_dir)
 
 
 def _progress_bar(total: int, enabled: bool):

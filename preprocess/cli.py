@@ -8,12 +8,15 @@
     lowmode-preprocess show data/fmnist --split train --count 8 --out pairs.png
 
 Bad input prints one line ``error: <file or option>: <what was expected>`` and exits with 2
-(``--debug`` shows the traceback); ``verify`` exits with 1 when it finds problems.
+(``--debug`` shows the traceback); so does a file-system error that names its file (disk full,
+permission denied): ``error: <file>: <reason>``. Any other exception is a bug: a traceback, exit 1.
+``verify`` exits with 1 when it finds problems.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from typing import Sequence
 
@@ -83,8 +86,11 @@ def _add_build(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a directory built with another config")
     p.add_argument("--part", type=_part, help="I/N: build only shards k %% N == I, no manifest (job arrays)")
     p.add_argument("--label", choices=LABEL_SETS, help="cifar100 labels (default fine)")
-    p.add_argument("--size", type=_int_at_least(1), help="image side: imagefolder resize/crop, synthetic (32)")
-    p.add_argument("--channels", type=int, choices=CHANNELS, help="synthetic/imagefolder channels (default 3)")
+    p.add_argument("--size", type=_int_at_least(1),
+                   help="image side: synthetic (32), imagefolder centre-crop/resize (default: the images' "
+                        "own side when they all share one square size)")
+    p.add_argument("--channels", type=int, choices=CHANNELS,
+                   help="synthetic (3), imagefolder (default: 1 if every image is grey, else 3)")
     p.add_argument("--num-train", type=_int_at_least(1), help="synthetic train samples (default 1024)")
     p.add_argument("--num-val", type=_int_at_least(0), help="synthetic val samples (default 256)")
     p.add_argument("--num-classes", type=_int_at_least(2), help="synthetic classes (default 10)")
@@ -187,6 +193,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"build": _cmd_build, "verify": _cmd_verify, "info": _cmd_info, "show": _cmd_show}
+_NO_SPACE = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota full"}
+
+
+def _os_error(exc: OSError) -> str:
+    """``<file>: <reason>`` of a file-system error; a full disk also says how to go on."""
+    if exc.errno in _NO_SPACE:
+        return (f"{exc.filename}: {_NO_SPACE[exc.errno]} ({exc.strerror}); "
+                "free space and rerun the same command (a build resumes where it stopped)")
+    return f"{exc.filename}: {exc.strerror}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,6 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if args.debug or exc.filename is None:  # no file to name: a bug, keep the traceback (exit 1)
+            raise
+        print(f"error: {_os_error(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted (rerun the same command to resume)", file=sys.stderr)

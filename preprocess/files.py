@@ -1,11 +1,14 @@
-"""Generic file helpers: sha256 of files and of canonical JSON, and atomic writes.
+"""Generic file helpers: sha256 of files and of canonical JSON, atomic writes, and lock files.
 
 Nothing here knows about the dataset format; the preprocess stage and the trainer (run
-directories, checkpoints) share these.
+directories, checkpoints) share these. Write errors always name the file that was being written
+(``OSError.filename``), so the CLIs can print ``error: <path>: <reason>`` instead of a traceback.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -13,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "file_mode", "json_sha256", "sha256_file"]
+__all__ = ["Locked", "atomic_write_bytes", "atomic_write_json", "file_mode", "json_sha256", "lock_file",
+           "sha256_file", "unlock_file", "write_temp"]
 
 
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
@@ -37,23 +41,112 @@ def file_mode() -> int:
     return 0o666 & ~umask
 
 
+def write_temp(path: str | os.PathLike, data: bytes, *, fsync: bool = False) -> Path:
+    """Write ``data`` to a new temporary file next to ``path`` (``.<name>.*.tmp``) and return its path.
+
+    On any error the temporary file is removed and the OSError names ``path``: ``write()`` errors
+    (ENOSPC: disk full) carry no file name, and the temp name would mean nothing to the user.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with open(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # the subclass follows errno
+        raise
+    return Path(tmp)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = write_temp(path, data, fsync=True)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as indented, key-sorted JSON (stable bytes for equal content)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+class Locked(Exception):
+    """``path`` is locked by another process; ``holder`` is the PID written in it ("" if none)."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path}: locked by {holder or 'another process'}")
+        self.path, self.holder = path, holder
+
+
+def lock_file(path: str | os.PathLike, *, shared: bool = False) -> int:
+    """Lock ``path`` (created if missing) with ``flock`` without waiting; return the descriptor.
+
+    An exclusive holder writes its PID into the file, so that a refused process can name it
+    (:class:`Locked`); a shared holder empties it (an old exclusive holder's PID would name the
+    wrong process). The kernel releases the lock when the last process holding the descriptor
+    dies (forked children inherit it): there are no stale locks. Other errors: OSError naming ``path``.
+    """
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _holder(fd)
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise Locked(path, holder) from None
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        if _is_linked(fd, path):
+            break
+        os.close(fd)  # unlink_file() removed it between our open and flock: lock the new one
+    _write_pid(fd, "" if shared else f"{os.getpid()}\n")
+    return fd
+
+
+def unlock_file(fd: int, path: str | os.PathLike | None = None) -> None:
+    """Release a :func:`lock_file` lock; with ``path``, remove the file first (exclusive holders only)."""
+    if path is not None:
+        Path(path).unlink(missing_ok=True)
+    os.close(fd)  # the last close releases the flock
+
+
+def _is_linked(fd: int, path: Path) -> bool:
+    """True if ``path`` still names the file open at ``fd`` (a holder may unlink its lock file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _write_pid(fd: int, text: str) -> None:
+    """Replace the lock file's text; best effort: a full disk must not stop a run that writes nothing else."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode(), 0)
+    except OSError:
+        pass
+
+
+def _holder(fd: int) -> str:
+    """The PID written in a lock file (its first word: racing writers may leave a longer tail)."""
+    try:
+        words = os.pread(fd, 64, 0).decode(errors="replace").split()
+    except OSError:
+        return ""
+    return words[0] if words else ""

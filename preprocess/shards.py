@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from preprocess.dataset_format import (LABEL_BYTES, LABEL_DTYPE, LABEL_EXT, TAR_BLOCK, ShardFiles, encode_image,
                                        sample_key, shard_paths)
-from preprocess.files import file_mode
+from preprocess.files import write_temp
 from preprocess.index_format import format_index
 from preprocess.tarpack import TAR_MODE, TAR_MTIME, TAR_OWNER, pack_fixed, pack_variable, padded
 
@@ -69,22 +68,6 @@ def shard_bytes(keys: list[str], labels: np.ndarray, images: np.ndarray, encodin
     return data, format_index(entries)
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file next to ``path`` (named ``.<name>.*.tmp``) and return it.
-
-    No fsync: a shard damaged by a power cut fails its sha256 check on the next run and is redone.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, file_mode())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
 def write_shard_pair(out_dir: Path, split: str, shard: int, indices: np.ndarray, labels: np.ndarray,
                      images: dict[str, np.ndarray], encoding: str, jpeg_quality: int,
                      tar_writer: str = "fast") -> dict[str, ShardFiles]:
@@ -98,7 +81,8 @@ def write_shard_pair(out_dir: Path, split: str, shard: int, indices: np.ndarray,
             tar_rel, idx_rel = shard_paths(resolution, split, shard)
             idx_data = idx_text.encode()
             for rel, data in ((tar_rel, tar_data), (idx_rel, idx_data)):
-                staged.append((_write_temp(out_dir / rel, data), out_dir / rel))
+                # no fsync: a shard damaged by a power cut fails its sha256 check on the next run and is redone
+                staged.append((write_temp(out_dir / rel, data), out_dir / rel))
             result[resolution] = ShardFiles(tar=tar_rel, idx=idx_rel, bytes=len(tar_data),
                                             sha256=hashlib.sha256(tar_data).hexdigest(),
                                             idx_sha256=hashlib.sha256(idx_data).hexdigest())

@@ -120,8 +120,8 @@ def test_config_validation_names_the_field():
         BuildConfig(source="synthetic", out="x", ratio=1)
     with pytest.raises(InputError, match="--part"):
         BuildConfig(source="synthetic", out="x", part=(2, 2))
-    with pytest.raises(InputError, match="--size"):
-        BuildConfig(source="imagefolder", out="x", input="y")
+    with pytest.raises(InputError, match="--channels"):
+        BuildConfig(source="imagefolder", out="x", input="y", channels=2)
 
 
 def test_concurrent_part_sees_fresh_build_folders_as_empty(tmp_path, capsys):
