@@ -73,6 +73,7 @@ class DaliLoader(Loader):
                     raise RuntimeError(
                         f"DALI returned {images.shape[0]} images for step {plan.step}, expected {len(plan.positions)}"
                     )
+                self._check_labels(plan, labels)  # DALI passes the label bytes through unchecked
                 images, labels = self._to_device(images, labels)
                 yield Batch(step=plan.step, mode=plan.mode, images=images, labels=labels, keys=self.planner.keys(plan))
         finally:

@@ -1,7 +1,9 @@
 """What every loader delivers: ``Batch``, and the ``Loader`` base class both implementations share.
 
 Images are float32 N×C×H×W, normalised with the manifest's FULL-resolution mean/std (0..1 scale)
-in both modes, on the requested device; labels int64 (N,). Normalisation is computed as
+in both modes, on the requested device; labels int64 (N,) in [0, manifest.num_classes): a label
+outside is a DatasetFormatError naming the shard and key (``Loader._check_labels``, on the host,
+before the batch goes to the device). Normalisation is computed as
 ``(pixel - 255*mean) * (1 / (255*std))`` in float32 by both loaders, so their pixels are bitwise equal.
 ``pipeline.loader.make_loader`` picks an implementation.
 """
@@ -16,9 +18,9 @@ import numpy as np
 import torch
 
 from pipeline.index import SplitIndex
-from pipeline.plan import Planner
+from pipeline.plan import Planner, StepPlan
 from pipeline.reader import ShardReader
-from preprocess.dataset_format import Manifest
+from preprocess.dataset_format import DatasetFormatError, Manifest
 
 
 @dataclass
@@ -95,6 +97,20 @@ class Loader(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _check_labels(self, plan: StepPlan, labels: torch.Tensor) -> None:
+        """DatasetFormatError naming the shard and key of the first label outside [0, num_classes).
+        Unchecked, cross-entropy fails on it with an IndexError (a device assert on CUDA) naming neither,
+        or ignores the sample silently when it is -100. One min/max over the host batch: cheap."""
+        num_classes = self.manifest.num_classes
+        low, high = torch.aminmax(labels)
+        if int(low) >= 0 and int(high) < num_classes:
+            return
+        flat = labels.reshape(-1)
+        first = int(torch.nonzero((flat < 0) | (flat >= num_classes))[0, 0])
+        where = self.index.describe(plan.mode, int(plan.positions[first]))
+        raise DatasetFormatError(f"{where}: label {int(flat[first])} is outside [0, {num_classes}) "
+                                 f"(the manifest lists {num_classes} classes)")
 
     def _to_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         non_blocking = self.device.type == "cuda"

@@ -69,5 +69,6 @@ class TorchLoader(Loader):
             pin_memory=self.device.type == "cuda",
         )
         for plan, (images, labels) in zip(plans, loader):
+            self._check_labels(plan, labels)  # here, not in a worker: its error would arrive wrapped
             images, labels = self._to_device(images, labels)
             yield Batch(step=plan.step, mode=plan.mode, images=images, labels=labels, keys=self.planner.keys(plan))

@@ -137,7 +137,6 @@ def test_low_epoch_reads_no_byte_of_full_shards(data_copy, data_dir):
     torch_workers = _loader(data_copy, "torch", p=1.0, num_workers=2)
     control = _loader(data_copy, "dali", p=0.0)
     expected = list(_loader(data_dir, "torch", p=1.0).epoch(0))
-    full_before = _loader(data_dir, "torch", p=0.0).epoch(0)
     # after the open check, overwrite every full/ tar in place with same-size garbage
     rng = np.random.default_rng(0)
     for tar in sorted((data_copy / "full").glob("*.tar")):
@@ -148,8 +147,11 @@ def test_low_epoch_reads_no_byte_of_full_shards(data_copy, data_dir):
     for loader in (dali, torch_ref):  # in-process readers: count what was touched
         assert loader.reader.bytes_read["full"] == 0 and loader.reader.bytes_read["low"] > 0
         assert not any("full" in p.parts for p in loader.reader.opened)
-    # the control proves the garbage is visible to a full epoch
-    assert not torch.equal(next(iter(control.epoch(0))).images, next(full_before).images)
+    # the control proves the garbage is visible to a full epoch: its labels are out of range
+    from preprocess.dataset_format import DatasetFormatError
+
+    with pytest.raises(DatasetFormatError, match=r"/full/train-\d+\.tar key \d+: label -?\d+ is outside"):
+        next(iter(control.epoch(0)))
 
 
 def test_ranks_disjoint_same_step_count_and_cover_epoch(data_dir):
@@ -192,3 +194,23 @@ def test_png_decoding_matches_between_loaders(png_data_dir):
     dali_batches = list(_loader(png_data_dir, "dali", batch=16).epoch(0))
     assert {b.mode for b in torch_batches} == {"full", "low"}
     _assert_batches_equal(torch_batches, dali_batches)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_out_of_range_label_is_a_format_error_naming_shard_and_key(data_copy, kind):
+    """A label >= the manifest's classes in a val shard: the batch that holds it raises DatasetFormatError
+    naming the tar and the sample key (not an IndexError inside cross-entropy); earlier batches are fine."""
+    from preprocess.dataset_format import DatasetFormatError
+    from preprocess.index_format import parse_index
+
+    tar = data_copy / "full" / "val-000000.tar"
+    entry = parse_index(tar.with_suffix(".idx"))[9]  # index order: the second batch of 6
+    offset, size = entry.components["label"]
+    raw = bytearray(tar.read_bytes())
+    raw[offset:offset + size] = (10).to_bytes(size, "little", signed=True)
+    tar.write_bytes(bytes(raw))
+    batches = _loader(data_copy, kind, split="val", batch=6).epoch(0)
+    assert next(batches).step == 0
+    with pytest.raises(DatasetFormatError) as error:
+        next(batches)
+    assert str(error.value) == f"{tar} key {entry.key}: label 10 is outside [0, 10) (the manifest lists 10 classes)"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.schedule import LOW, MODES
+from trainer.report.rundir import file_errors
 
 
 class MetricsWriter:
@@ -41,16 +42,19 @@ class MetricsWriter:
         return self._file.tell()
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write((json.dumps(record) + "\n").encode())
-        self._file.flush()
+        with file_errors(self.path):  # a full disk: the error names this file
+            self._file.write((json.dumps(record) + "\n").encode())
+            self._file.flush()
 
     def sync(self) -> None:
         """fsync before a checkpoint records ``size`` (the bytes must survive a crash)."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with file_errors(self.path):
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        with file_errors(self.path):
+            self._file.close()
 
 
 class EpochAccumulator:

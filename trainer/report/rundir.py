@@ -12,6 +12,7 @@ All writes here are rank 0's, made while holding RUN/.lock.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -19,6 +20,8 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,13 +35,14 @@ import tomli_w
 
 from preprocess.files import atomic_write_bytes, atomic_write_json
 
-__all__ = ["RunDir", "environment", "git_revision", "package_versions", "tomllib"]
+__all__ = ["RunDir", "RunDirError", "environment", "file_errors", "git_revision", "package_versions", "tomllib"]
 
 PACKAGES = ("lowmode", "torch", "torchvision", "numpy", "nvidia-dali-cuda120", "webdataset", "wandb", "tomli-w")
 
 
 class RunDirError(RuntimeError):
-    """The run directory cannot be used (another trainer owns it, or it is not a writable directory)."""
+    """The run directory cannot be used (another trainer owns it, it is not a writable directory, or it
+    holds a history that the requested start would discard)."""
 
 
 class RunDir:
@@ -57,13 +61,15 @@ class RunDir:
 
     def lock(self) -> None:
         """Own the directory: an exclusive ``flock`` on RUN/.lock, released by :meth:`unlock` or by the
-        kernel when the process dies (no stale locks). RunDirError names the holder's PID when taken."""
+        kernel when the process dies (no stale locks). RunDirError names the holder's PID when taken, and
+        the path when RUN is not a directory, cannot be created or is not writable: all found here, before
+        the trainer builds anything."""
+        self._create()
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise RunDirError(f"--run-dir {self.path}: cannot create or open {self.lock_file.name} "
-                              f"({exc.strerror})") from None
+                              f"({exc.strerror}); the run directory must be writable") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -73,9 +79,28 @@ class RunDir:
                 raise RunDirError(f"--run-dir {self.path}: in use by another lowmode-train (PID {holder}); "
                                   "wait for it to finish or use another run directory") from None
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
+        try:
+            # An existing .lock opens even in a read-only directory: probe before training for hours
+            # into a run that cannot save its first checkpoint.
+            for directory in (self.path, self.checkpoints):
+                _check_writable(directory, self.path)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            self.unlock()
+            raise
+
+    def _create(self) -> None:
+        """RUN itself (parents too); RunDirError naming the path that is in the way."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"--run-dir {self.path}: exists and is not a directory")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+            reason = f"{blocker} is not a directory" if blocker else exc.strerror
+            raise RunDirError(f"--run-dir {self.path}: cannot create it ({reason})") from None
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
@@ -93,12 +118,14 @@ class RunDir:
         """Create the directory and write the resolved config and environment (rank 0)."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.write_config(config_dict)
-        atomic_write_json(self.env, env)
+        with file_errors(self.env):
+            atomic_write_json(self.env, env)
 
     def write_config(self, config_dict: dict[str, Any]) -> None:
         """RUN/config.toml: the resolved config as TOML (``load_config`` reads it back)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.config, tomli_w.dumps(config_dict).encode())
+        with file_errors(self.config):
+            atomic_write_bytes(self.config, tomli_w.dumps(config_dict).encode())
 
     def read_config(self) -> dict[str, Any] | None:
         """RUN/config.toml as a plain dict, None when the run has none."""
@@ -107,16 +134,59 @@ class RunDir:
         return tomllib.loads(self.config.read_text())
 
     def write_status(self, state: str, **fields: Any) -> None:
-        atomic_write_json(self.status, {"state": state, **fields})
+        with file_errors(self.status):
+            atomic_write_json(self.status, {"state": state, **fields})
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_json(self.summary, summary)
+        with file_errors(self.summary):
+            atomic_write_json(self.summary, summary)
+
+    def metrics_records(self) -> int:
+        """Records (lines) in RUN/metrics.jsonl: 0 when there is none."""
+        if not self.metrics.is_file():
+            return 0
+        with open(self.metrics, "rb") as f:
+            return sum(1 for line in f if line.strip())
+
+    def discard_records(self) -> None:
+        """Delete metrics.jsonl, summary.json and status.json: a run started over (``--fresh``) writes them
+        anew. Rank 0, under the lock; config.toml and env.json are rewritten by :meth:`prepare`."""
+        for path in (self.metrics, self.summary, self.status):
+            path.unlink(missing_ok=True)
 
     def read_summary(self) -> dict[str, Any] | None:
         """RUN/summary.json, None before the run has finished."""
         if not self.summary.is_file():
             return None
         return json.loads(self.summary.read_text())
+
+
+@contextlib.contextmanager
+def file_errors(path: str | Path) -> Iterator[None]:
+    """Re-raise an OSError met while writing ``path`` as one that names ``path``: write and fsync errors
+    (a full disk: ENOSPC) carry no file name, and an atomic write's carry its temp file's, while
+    ``lowmode-train`` turns an OSError into one error line naming the file that failed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+
+
+def _check_writable(directory: Path, run: Path) -> None:
+    """RunDirError unless a file can be created in ``directory`` (when it exists). A real create, not
+    os.access: that answers yes to root, while a read-only mount refuses root too. The probe's name is a
+    stale temp's (``.*.tmp``), so a kill right here leaves nothing that the next start keeps."""
+    if not directory.is_dir():
+        return
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        where = "" if directory == run else f" ({directory.name}/)"
+        raise RunDirError(f"--run-dir {run}: not writable{where}: {exc.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def git_revision(cwd: str | Path | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from preprocess.files import atomic_write_bytes
+from trainer.report.rundir import file_errors
 from trainer.run.config import diff_keys
 
 FORMAT = "lowmode-checkpoint"
@@ -121,15 +122,27 @@ class CheckpointManager:
         found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name))]
         return [p for _, p in sorted(found)]
 
+    def remove_all(self) -> list[Path]:
+        """Delete every checkpoint, readable or not (``--fresh`` starts over; rank 0, under the run-dir
+        lock). Returns the paths removed."""
+        removed = self.existing()
+        for path in removed:
+            path.unlink(missing_ok=True)
+        return removed
+
     def save(self, state: dict[str, Any]) -> Path:
-        """Write ``state`` (the STATE_KEYS) atomically (temp file + fsync + rename), then prune old files."""
+        """Write ``state`` (the STATE_KEYS) atomically (temp file + fsync + rename), then prune old files.
+
+        A failed write (a full disk) raises an OSError naming the checkpoint's path; its temp file is
+        gone and the older checkpoints are untouched (pruning runs only after a complete write)."""
         missing = [k for k in STATE_KEYS if k not in state]
         if missing:
             raise ValueError(f"checkpoint state lacks {missing}")
         path = self.path(state["progress"]["global_step"])
         buffer = io.BytesIO()
         torch.save({"format": FORMAT, "version": VERSION, **state}, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
+        with file_errors(path):
+            atomic_write_bytes(path, buffer.getvalue())
         for old in self.existing()[:-self.keep]:
             old.unlink(missing_ok=True)
         return path
@@ -137,14 +150,15 @@ class CheckpointManager:
     def find_resume(self, resume: str) -> tuple[Path, dict[str, Any]] | None:
         """(path, state) to resume from, or None for a fresh start.
 
-        ``resume``: "never" (fresh start; CheckpointError if checkpoints exist), "auto" (newest
+        ``resume``: "never" (fresh start; CheckpointError if checkpoints exist: ``--fresh`` removes them
+        first, see trainer.run.train), "auto" (newest
         readable checkpoint; corrupt ones are skipped with a warning; CheckpointError when there are
         checkpoints but none is readable), or a checkpoint path.
         """
         if resume == "never":
             if self.existing():
                 raise CheckpointError(f"--resume never: {self.directory} already holds checkpoints; "
-                                      "use a new --run-dir or --resume auto")
+                                      "use --resume auto, --fresh (discards them) or a new --run-dir")
             return None
         if resume != "auto":
             if not Path(resume).is_file():
@@ -160,7 +174,7 @@ class CheckpointManager:
         if failures:  # a history exists but cannot be continued: never silently start over it
             raise CheckpointError(f"--resume auto: no checkpoint in {self.directory} is loadable "
                                   f"({'; '.join(failures)}); nothing was changed. Restore a checkpoint, "
-                                  "or start over in a new --run-dir")
+                                  "start over in a new --run-dir, or discard this history with --fresh")
         return None
 
 
@@ -173,7 +187,7 @@ def check_compatible(payload: dict[str, Any], config_hash: str, hashed_view: dic
                           for k in keys[:8])
         raise CheckpointError(
             f"checkpoint was written with a different config; differing keys: {shown}. "
-            "Use the run's own config (RUN/config.toml), or --resume never with a new run directory"
+            "Use the run's own config (RUN/config.toml), a new --run-dir, or --fresh to discard this run's history"
         )
     if payload["dataset_fingerprint"] != dataset_fingerprint:
         raise CheckpointError("checkpoint was written for a different dataset (manifest shards differ)")

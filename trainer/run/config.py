@@ -388,18 +388,29 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfi
     return TrainConfigRoot(**sections)
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A preset's tables; ConfigError naming the file when it is missing, not a readable file, not
+    UTF-8 (TOML's encoding) or not TOML."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                          "a TOML config must be UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfigRoot:
     """Read a TOML preset (or start from defaults when ``path`` is None) and apply ``--set`` overrides."""
     data: dict[str, dict[str, Any]] = {}
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+        data = _read_toml(Path(path))
     for text in overrides:
         section, key, value = parse_override(text)
         if section not in SECTIONS:

@@ -67,12 +67,12 @@ def dist_info_from_env() -> DistInfo:
 
 def resolve_device(requested: str, info: DistInfo) -> torch.device:
     """The device of this rank for ``requested`` (one of DEVICES): cuda:LOCAL_RANK on GPU jobs (never a
-    hard-coded cuda:0), else cpu."""
+    hard-coded cuda:0), else cpu. ValueError (a config problem, not a bug) for cuda without a GPU."""
     use_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
     if not use_cuda:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError("train.device = 'cuda' but no CUDA device is available")
+        raise ValueError("train.device: 'cuda', but no CUDA device is available; use 'auto' or 'cpu'")
     device = torch.device("cuda", info.local_rank % torch.cuda.device_count())
     torch.cuda.set_device(device)
     return device

@@ -1,7 +1,11 @@
 """One training job from a resolved config: set up the rank, build, resume, train, summarise.
 
 ``run_training`` is what ``python -m trainer`` / ``lowmode-train`` / torchrun call; it returns when
-training is done and raises TrainingStopped (signal, exit 75) or NonFiniteLossError (exit 3).
+training is done and raises TrainingStopped (signal, exit 75), NonFiniteLossError (exit 3), or, for the
+one-line errors of exit 2, ConfigError / CheckpointError / DatasetFormatError / RunDirError / an OSError
+naming a file (a full disk while checkpointing). Once training has started, status.json ends "failed"
+with the reason on any error. A start from step 0 never silently replaces a run's history (metrics
+records or checkpoints): ``fresh`` (``--fresh``) discards it, see :func:`_choose_checkpoint`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from trainer.report.metrics import MetricsWriter, read_records, summarize
-from trainer.report.rundir import RunDir, environment
+from trainer.report.rundir import RunDir, RunDirError, environment, tomllib
 from trainer.report.wandb_logger import WandbLogger
 from trainer.run import checkpoint as ckpt
 from trainer.run import distributed
 from trainer.run.build import build
-from trainer.run.config import TrainConfigRoot, hashed_view
+from trainer.run.config import ConfigError, TrainConfigRoot, diff_keys, hashed_view
 from trainer.run.distributed import DistInfo
 from trainer.run.loop import NonFiniteLossError, Trainer, TrainingStopped
 from trainer.run.signals import StopRequest
@@ -32,15 +38,14 @@ def setup_logging(info: DistInfo) -> None:
                         datefmt="%H:%M:%S", stream=sys.stderr, force=True)
 
 
-def _resume_state(trainer: Trainer, resume: str) -> dict[str, Any] | None:
-    """Rank 0 picks the checkpoint, every rank loads that same file; compatibility is checked, then
-    the trainer continues from it. Returns the state (None for a fresh start)."""
+def _resume_state(trainer: Trainer, resume: str, fresh: bool) -> dict[str, Any] | None:
+    """Rank 0 picks the checkpoint (:func:`_choose_checkpoint`), every rank loads that same file;
+    compatibility is checked, then the trainer continues from it. Returns the state (None for step 0)."""
     chosen: str | Exception | None = None
     if trainer.info.is_main:
         try:
-            found = trainer.checkpoints.find_resume(resume)
-            chosen = None if found is None else str(found[0])
-        except ckpt.CheckpointError as exc:
+            chosen = _choose_checkpoint(trainer, resume, fresh)
+        except (ckpt.CheckpointError, RunDirError) as exc:
             chosen = exc
     chosen = distributed.broadcast_object(chosen)
     if isinstance(chosen, Exception):
@@ -54,6 +59,69 @@ def _resume_state(trainer: Trainer, resume: str) -> dict[str, Any] | None:
     trainer.load_state_dict(state, source=chosen)
     log.info("resuming from %s (epoch %d, step %d)", chosen, state["progress"]["epoch"], state["progress"]["step_in_epoch"])
     return state
+
+
+def _choose_checkpoint(trainer: Trainer, resume: str, fresh: bool) -> str | None:
+    """Rank 0, under the run-dir lock: the checkpoint to continue from, or None to start at step 0.
+
+    A start at step 0 never silently replaces a history (metrics records or checkpoints): ``fresh``
+    discards it first; without it ``--resume never`` over a history is refused, and so is ``--resume
+    auto`` over records without a checkpoint, unless they are this config's (:func:`_check_restart`).
+    """
+    rd, checkpoints = trainer.run_dir, trainer.checkpoints
+    if fresh:
+        _discard_history(rd, checkpoints)
+        return None
+    records, saved = rd.metrics_records(), checkpoints.existing()
+    if resume == "never" and (records or saved):
+        raise RunDirError(f"--run-dir {rd.path}: holds a run's history ({records} metrics records, {len(saved)} "
+                          "checkpoints) and --resume never does not start over it; add --fresh to discard the "
+                          "history and start from step 0, or use a new --run-dir")
+    found = checkpoints.find_resume(resume)
+    if found is not None:
+        return str(found[0])
+    if records:
+        _check_restart(rd, trainer.config, records)
+    return None
+
+
+def _check_restart(rd: RunDir, config: TrainConfigRoot, records: int) -> None:
+    """``--resume auto`` over metrics records but no checkpoint: the run was killed before its first
+    checkpoint. Restarting it from step 0 loses nothing when RUN/config.toml is this config (the restart
+    rewrites the same records), so a requeued job or a rerun study needs no flag; records of another
+    config are a history, refused without ``--fresh``."""
+    try:
+        saved = rd.read_config()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        saved = None
+    if saved is None or not all(isinstance(v, dict) for v in saved.values()):
+        differing = [f"{rd.config.name} missing or unreadable"]
+    else:
+        differing = diff_keys(hashed_view(saved), hashed_view(config.to_dict()))
+    if differing:
+        raise RunDirError(f"--run-dir {rd.path}: holds {records} metrics records but no checkpoint to resume "
+                          f"from, written with another config (differing: {', '.join(differing[:8])}); add --fresh "
+                          "to discard them and start from step 0, or use a new --run-dir")
+    log.warning("%s: %d metrics records but no checkpoint (stopped before the first one); restarting this config "
+                "from step 0", rd.path, records)
+
+
+def _discard_history(rd: RunDir, checkpoints: ckpt.CheckpointManager) -> None:
+    """``--fresh``: delete every checkpoint and the records (rank 0, under the lock, after the build
+    succeeded, so a bad config or dataset leaves the old history in place)."""
+    records = rd.metrics_records()
+    removed = checkpoints.remove_all()
+    rd.discard_records()
+    if records or removed:
+        log.info("--fresh: discarded %d checkpoint(s) and %d metrics records in %s", len(removed), records, rd.path)
+
+
+def _resolve_device(config: TrainConfigRoot, info: DistInfo) -> torch.device:
+    """This rank's device; train.device = cuda without a GPU is a config error (exit 2), not a bug."""
+    try:
+        return distributed.resolve_device(config.train.device, info)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _start_logging(config: TrainConfigRoot, run_dir: RunDir, payload: dict | None, info: DistInfo,
@@ -79,11 +147,27 @@ def _summary_extra(config: TrainConfigRoot, info: DistInfo, device: str) -> dict
             "device": device, "planned_epochs": config.train.epochs}
 
 
-def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = "auto") -> dict[str, Any] | None:
-    """Train to the end; returns the summary on rank 0 (None elsewhere)."""
+def _record_failure(rd: RunDir, exc: BaseException) -> None:
+    """status.json "failed" with the reason; when that write fails too (the disk that caused ``exc`` is
+    still full), a warning, so the original error is what the trainer reports."""
+    try:
+        rd.write_status("failed", reason=f"{type(exc).__name__}: {exc}")
+    except OSError as write_error:
+        log.warning("could not record the failure in %s: %s", rd.status, write_error)
+
+
+def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = "auto",
+                 fresh: bool = False) -> dict[str, Any] | None:
+    """Train to the end; returns the summary on rank 0 (None elsewhere).
+
+    ``resume``: "auto", "never" or a checkpoint path (:meth:`CheckpointManager.find_resume`);
+    ``fresh``: discard RUN's history (checkpoints, metrics) and start from step 0 (needs "never").
+    """
+    if fresh and resume != "never":
+        raise ValueError(f"fresh=True starts from step 0; it cannot resume={resume!r}")
     info = distributed.dist_info_from_env()
     setup_logging(info)
-    device = distributed.resolve_device(config.train.device, info)
+    device = _resolve_device(config, info)
     distributed.init_distributed(device, info, config.train.dist_timeout_s)
     rd = RunDir(run_dir)
     stop = StopRequest().install()
@@ -97,7 +181,7 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
                 log.info("removed %s (an interrupted write)", path)
         parts = build(config, info, device)
         trainer = Trainer(config, parts, info, rd, stop=stop)
-        payload = _resume_state(trainer, resume)
+        payload = _resume_state(trainer, resume, fresh)
         metrics, wandb = _start_logging(config, rd, payload, info, str(device), parts.conversion)
         log.info("training %s on %d rank(s), %s, %d steps in this epoch, global batch %d", config.model.name, info.world_size,
                  device, parts.train_loader.steps_in_epoch(trainer.progress.epoch), config.train.global_batch_size)
@@ -121,7 +205,7 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
         raise
     except BaseException as exc:  # status.json never stays "running": non-finite loss, errors, bugs
         if started:
-            rd.write_status("failed", reason=f"{type(exc).__name__}: {exc}")
+            _record_failure(rd, exc)
         raise
     finally:
         stop.restore()
