@@ -8,7 +8,7 @@ Resumable by construction: rerunning the same command skips finished runs (RUN/s
 resumes half-finished ones from their newest checkpoint (lowmode-train --resume auto; a resumed run's
 training wall-clock continues exactly, see docs/ARCHITECTURE.md), and starts the rest. Each run is
 pinned to one CPU (``--jobs`` runs at a time, one per CPU) with one intra-op thread and an in-process
-loader, so concurrent runs do not share a core; the 1-minute load average at each run's start and end
+loader, so concurrent runs do not share a core; the CPU model and the 1-minute load average at each run's start and end
 is recorded in RUN/study.json. When every run is done, ``lowmode-compare --frontier`` over all of them
 writes OUT/compare/ (frontier.md/.json/.png and Table 1).
 
@@ -93,12 +93,20 @@ def _loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
+def cpu_model() -> str:
+    """The CPU's model name: timings from different machines must not share one frontier."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def run_one(run: RunSpec, preset: str, cpus: Queue, log) -> int:
     cpu = cpus.get()
     try:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         record = {"family": run.family, "epochs": run.epochs, "seed": run.seed, "cpu": cpu,
-                  "load_start": _loadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "cpu_model": cpu_model(), "load_start": _loadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "resumed": state(run) not in ("new",)}
         cmd = [sys.executable, "-m", "trainer", "--config", str(ROOT / preset), "--run-dir", str(run.run_dir)]
         for override in run.overrides:
