@@ -1,0 +1,91 @@
+"""scripts/study.py: a real two-family study on a tiny dataset — it runs, a rerun resumes (finished runs are
+skipped, a half-finished one continues from its checkpoint), and --export copies what the frontier reads."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.trainer.train_helpers import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import study  # noqa: E402  (scripts/ is not a package)
+
+SPEC = """
+[study]
+preset = "configs/cifar10_resnet20_cpu_baseline.toml"
+data = {data}
+seeds = [0]
+set = ['model.name="resnet8"', "data.max_train_samples=0", "train.global_batch_size=16",
+       "train.deterministic=true", "checkpoint.every_steps=12"]
+
+[study.milestones]
+2 = [1]
+
+[[family]]
+name = "baseline"
+budgets = [2]
+set = ['schedule.policy="none"', "model.dual_mode=false"]
+
+[[family]]
+name = "paper"
+budgets = [2]
+set = ['schedule.policy="bernoulli"', "model.dual_mode=true", "schedule.full_epochs_after_milestone=0"]
+"""
+
+
+@pytest.fixture
+def spec(tmp_path, data) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(SPEC.format(data=json.dumps(str(data))))
+    return path
+
+
+def _records(run: Path) -> list[dict]:
+    return json.loads((run / "study.json").read_text())
+
+
+def test_runs_then_resumes_and_exports(spec, tmp_path, capsys):
+    out = tmp_path / "out"
+    runs = [out / "baseline" / "e002_s0", out / "paper" / "e002_s0"]
+    assert study.main([str(spec), "--out", str(out), "--dry-run"]) == 0
+    assert "2 runs, 0 done, 2 to run" in capsys.readouterr().out
+
+    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare"]) == 0
+    for run in runs:
+        assert json.loads((run / "status.json").read_text())["state"] == "done"
+        (record,) = _records(run)
+        assert record["exit_code"] == 0 and record["resumed"] is False and record["cpu_model"]
+    done_acc = json.loads((runs[1] / "summary.json").read_text())["final_val_acc"]
+    metrics = (runs[1] / "metrics.jsonl").read_text()
+    capsys.readouterr()
+
+    # a rerun skips finished runs ...
+    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare"]) == 0
+    assert "2 runs, 2 done, 0 to run" in capsys.readouterr().out
+    assert [len(_records(r)) for r in runs] == [1, 1]
+
+    # ... and continues a half-finished one from its newest checkpoint instead of starting over
+    (runs[1] / "status.json").write_text(json.dumps({"state": "stopped"}))
+    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare"]) == 0
+    first, second = _records(runs[1])
+    assert second["resumed"] is True and second["exit_code"] == 0
+    assert json.loads((runs[1] / "summary.json").read_text())["final_val_acc"] == done_acc
+    assert (runs[1] / "metrics.jsonl").read_text() == metrics  # nothing re-trained, nothing duplicated
+
+    export = tmp_path / "export"
+    assert study.main([str(spec), "--out", str(out), "--export", str(export)]) == 0
+    copied = export / "paper" / "e002_s0"
+    assert sorted(p.name for p in copied.iterdir()) == ["config.toml", "metrics.jsonl", "status.json", "study.json",
+                                                         "summary.json"]
+    kinds = {json.loads(line)["kind"] for line in (copied / "metrics.jsonl").read_text().splitlines()}
+    assert kinds == {"epoch"}
+
+
+def test_a_budget_without_milestones_is_named(spec, tmp_path):
+    spec.write_text(spec.read_text().replace("budgets = [2]", "budgets = [3]", 1))
+    with pytest.raises(SystemExit, match="family 'baseline' budget 3 has no \\[study.milestones\\] entry"):
+        study.main([str(spec), "--out", str(tmp_path / "out"), "--dry-run"])
