@@ -2,9 +2,14 @@
 
 Class c of K gets a sinusoidal grating at angle ``pi * c / K`` (period ~size/4 pixels, so it
 survives 2x downsampling) tinted with a class colour; each sample adds its own phase, contrast,
-brightness and per-pixel noise (a window of a fixed noise sequence at a per-sample offset). Sample i of a split has label ``i % K``. Everything is a pure
-function of (split, index) through a counter-based hash, so any shard can be generated
-independently, in any process, with identical bytes.
+brightness and per-pixel noise (a window of a fixed noise sequence at a per-sample offset). Sample i
+of a split has label ``i % K``. Everything is a pure function of (split, index) through a
+counter-based hash, so any shard can be generated independently, in any process, with identical
+bytes (also for any chunking: the images are generated in chunks of bounded size).
+
+The options are bounded (MAX_SIZE, MAX_SAMPLES, MAX_CLASSES, and --num-classes <= --num-train) and
+checked before anything is allocated: opening allocates 8 bytes per sample (the labels) and the
+build a shuffle order of 8 more; images are only made per shard.
 """
 
 from __future__ import annotations
@@ -14,7 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocess.errors import InputError
 from preprocess.sources.base import Source, SplitData
+
+MAX_SIZE = 1024
+"""Largest image side: the gratings are for small CNNs; 1024 covers ImageNet-style resolutions (one
+RGB image is 3 MB; a shard holds --samples-per-shard of them in memory while it is written)."""
+MAX_SAMPLES = 10_000_000
+"""Most samples per split: the labels and the build's shuffle order take 16 bytes per sample in the
+main process (160 MB here) before any image is made; ~8x ImageNet-1k's train split."""
+MAX_CLASSES = 65_536
+"""Most classes: each needs its own grating angle (pi / K apart) to stay learnable, and the manifest
+and the trainer's classifier hold one entry per class (ImageNet-21k has 21841)."""
 
 _SPLIT_SALT = {"train": 0x7A41, "val": 0x51E7}
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -47,7 +63,8 @@ def _class_colours(num_classes: int, channels: int) -> np.ndarray:
 
 
 _NOISE_BANK = 1 << 16
-_CHUNK = 256  # images generated per vectorised step
+_CHUNK = 256  # images generated per vectorised step, at most _CHUNK_VALUES values (32x32 RGB: 256 images)
+_CHUNK_VALUES = 256 * 32 * 32 * 3  # bounds the float32 temporaries (~4 of this many) for large images
 
 
 @functools.lru_cache(maxsize=4)
@@ -68,8 +85,9 @@ def synthetic_images(split: str, index: np.ndarray, labels: np.ndarray, size: in
                      num_classes: int) -> np.ndarray:
     """uint8 (len(index), size, size, channels) images of the given samples (see module docstring)."""
     out = np.empty((len(index), size, size, channels), dtype=np.uint8)
-    for start in range(0, len(index), _CHUNK):  # small chunks keep the float temporaries in cache
-        part = slice(start, start + _CHUNK)
+    chunk = max(1, min(_CHUNK, _CHUNK_VALUES // (size * size * channels)))
+    for start in range(0, len(index), chunk):  # small chunks keep the float temporaries in cache
+        part = slice(start, start + chunk)
         out[part] = _images_chunk(split, index[part], labels[part], size, channels, num_classes)
     return out
 
@@ -105,9 +123,26 @@ def _split(name: str, num: int, size: int, channels: int, num_classes: int) -> S
                      load=lambda idx: synthetic_images(name, np.asarray(idx), labels[idx], size, channels, num_classes))
 
 
+def _check_range(option: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise InputError(f"--{option}: expected an integer in {low}..{high}, got {value}")
+
+
+def _check_options(size: int, num_classes: int, num_train: int, num_val: int) -> None:
+    """Refuse options beyond the source's bounds (see MAX_*), before anything is allocated."""
+    _check_range("size", size, 1, MAX_SIZE)
+    _check_range("num-train", num_train, 1, MAX_SAMPLES)
+    _check_range("num-val", num_val, 0, MAX_SAMPLES)
+    _check_range("num-classes", num_classes, 2, MAX_CLASSES)
+    if num_classes > num_train:  # sample i has label i % K: the classes past num_train would have no sample
+        raise InputError(f"--num-classes: {num_classes} classes for {num_train} train samples (--num-train), "
+                         "expected at most one class per train sample")
+
+
 def open_synthetic(path: Path | None, *, size: int, channels: int, num_classes: int, num_train: int,
                    num_val: int) -> Source:
     """The synthetic source: ``num_train`` + ``num_val`` images of side ``size``; ``path`` is unused."""
+    _check_options(size, num_classes, num_train, num_val)
     return Source(
         name="synthetic",
         classes=tuple(f"class{c}" for c in range(num_classes)),
