@@ -1,4 +1,4 @@
-"""``python -m trainer.bench`` (also ``lowmode-bench``): the per-step cost benchmark of :mod:`trainer.report.bench`.
+"""``python -m trainer.bench`` (also ``lowmode-bench``): the per-step cost benchmark of :mod:`trainer.run.step_bench`.
 
 ``python -m trainer.bench --loop ...``: the step loop's cost per mode, the real trainer on synthetic
 shards beside the step benchmark (:mod:`trainer.run.loop_bench`, also ``python -m trainer.run.loop_bench``).
@@ -6,7 +6,7 @@ shards beside the step benchmark (:mod:`trainer.run.loop_bench`, also ``python -
 
 import sys
 
-from trainer.report.bench import main
+from trainer.run.step_bench import main
 
 
 def cli(argv: list[str] | None = None) -> int:

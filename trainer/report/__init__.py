@@ -4,7 +4,6 @@
 - :mod:`~trainer.report.metrics`: ``metrics.jsonl`` records, per-epoch sums, ``summary.json``.
 - :mod:`~trainer.report.wandb_logger`: Weights & Biases logging (offline by default).
 - :mod:`~trainer.report.compare`: ``lowmode-compare`` (the paper's Table 1 and plots); imports no torch.
-- :mod:`~trainer.report.bench`: per-step cost of each mode (``python -m trainer.bench``).
 
-Kept free of module-level torch imports except ``bench``, so reading results stays fast.
+Kept free of module-level torch imports, so reading results stays fast.
 """

@@ -3,7 +3,7 @@
     python -m trainer.bench --loop --model resnet8 --size 28 --in-channels 1 --threads 1 --json
     python -m trainer.run.loop_bench --model resnet18 --device cuda --bf16 --channels-last --json
 
-What runs: (1) the step benchmark of :mod:`trainer.report.bench` (``python -m trainer.bench``) for the
+What runs: (1) the step benchmark of :mod:`trainer.run.step_bench` (``python -m trainer.bench``) for the
 same model, batch, image size, channels, threads and device (``--bench-warmup`` / ``--bench-iters``
 rounds); (2) a synthetic dataset built with the preprocess package in a temporary directory (``--size``
 × ``--size`` × ``--in-channels``, 10 classes, r = ``--ratio``, ``--encoding``), exactly as large as the
@@ -20,7 +20,7 @@ processes on a shared machine hits both alike; the epoch is cut so that each mod
 
 Each mode's first ``--warmup`` steps (of each run) are dropped; the rest give medians.
 
-Output: one flat JSON object (``--json``), the step benchmark's keys (see trainer/report/bench.py)
+Output: one flat JSON object (``--json``), the step benchmark's keys (see trainer/run/step_bench.py)
 plus ``loop_full_ms`` / ``loop_low_ms`` (median ``step_s`` of the measured steps, ms: from asking
 the loader for the batch to the end of the optimiser update, so data wait included; on CUDA between
 the steps' end events), ``loop_ratio`` = loop_low_ms / loop_full_ms, ``data_wait_share`` = Σ
@@ -47,7 +47,7 @@ from pipeline.loader import KINDS as LOADERS
 from pipeline.schedule import FULL, LOW, MODES
 from preprocess.dataset_format import ENCODINGS
 from trainer.method.models import MODEL_NAMES
-from trainer.report.bench import BenchConfig, print_result, run_benchmark
+from trainer.run.step_bench import BenchConfig, print_result, run_benchmark
 
 SCHEDULES = ("mixed", "separate")
 NUM_CLASSES = 10

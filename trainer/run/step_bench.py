@@ -19,7 +19,8 @@ Result keys (one flat JSON object): ``full_ms``, ``low_ms``, ``keep_low_ms``; ``
 low/full and ``keep_ratio`` = keep low/full (wall-clock); ``flops_ratio``, ``keep_flops_ratio``;
 ``full_gflops``, ``low_gflops``, ``keep_low_gflops``; ``peak_mem_full_mb``, ``peak_mem_low_mb``,
 ``peak_mem_keep_low_mb``; ``full_cpu_ms``, ``low_cpu_ms``, ``keep_low_cpu_ms``, ``cpu_ratio``,
-``keep_cpu_ratio``; and the configuration.
+``keep_cpu_ratio``; and the configuration (``keep_freed_memory``: whether glibc keeps freed memory, as a
+training run does by default — off, the CPU steps pay page faults a run does not; ``--no-keep-freed-memory``).
 
 ``peak_mem_*_mb`` is the peak memory of all live tensors during one eager step (parameters,
 gradients, optimizer state, activations, temporaries), MiB: on CUDA ``max_memory_allocated``; on CPU
@@ -55,6 +56,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trainer.method.dualmode import set_mode
 from trainer.method.models import MODEL_NAMES, build_dual_mode_model
+from trainer.run.host import keep_freed_memory
 
 # The timed steps, in the order each round runs them: name -> (model kind, mode).
 STEPS = {"full": ("pool", "full"), "low": ("pool", "low"), "keep_low": ("keep", "low")}
@@ -83,6 +85,10 @@ class BenchConfig:
     """input channels (1 for Fashion-MNIST)"""
     threads: int = 0
     """CPU threads for torch (0: leave torch's default)"""
+    keep_freed_memory: bool = True
+    """the host allocator setting a training run uses by default (``train.keep_freed_memory``): without it
+    glibc returns freed activations to the kernel and every step page-faults them in again, which a
+    training run does not pay (a process-wide setting: once on, it stays on)"""
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -199,6 +205,7 @@ def run_benchmark(cfg: BenchConfig) -> dict:
     """Measure both modes; returns the JSON-ready result dict."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    kept = keep_freed_memory() if cfg.keep_freed_memory else False
     device = torch.device(cfg.device)
     setups = {kind: _setup(cfg, device, kind) for kind in ("pool", "keep")}
     result = {"model": cfg.model, "device": cfg.device, "batch_size": cfg.batch_size,
@@ -240,7 +247,7 @@ def run_benchmark(cfg: BenchConfig) -> dict:
         keep_cpu_ratio=round(keep_cpu_ms / full_cpu_ms, 4),
         keep_low_gflops=round(flops["keep_low"] / 1e9, 3),
         channels_last=cfg.channels_last, bf16=cfg.bf16, compile=cfg.compile,
-        threads=torch.get_num_threads(), iters=cfg.iters, warmup=cfg.warmup,
+        threads=torch.get_num_threads(), iters=cfg.iters, warmup=cfg.warmup, keep_freed_memory=kept,
     )
     return result
 
@@ -260,13 +267,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
     parser.add_argument("--size", type=int, default=32, help="full-mode image side in pixels (28 for Fashion-MNIST)")
     parser.add_argument("--in-channels", type=int, default=3, help="input channels (1 for Fashion-MNIST)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--no-keep-freed-memory", dest="keep_freed_memory", action="store_false",
+                        help="leave glibc's allocator defaults (a run's train.keep_freed_memory = false)")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args(argv)
     return BenchConfig(
         model=args.model, batch_size=args.batch_size, device=args.device,
         channels_last=args.channels_last, bf16=args.bf16, compile=args.compile,
         warmup=args.warmup, iters=args.iters, ratio=args.ratio, threads=args.threads,
-        full_size=args.size, in_channels=args.in_channels,
+        full_size=args.size, in_channels=args.in_channels, keep_freed_memory=args.keep_freed_memory,
     ), args.json
 
 

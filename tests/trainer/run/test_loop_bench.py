@@ -7,7 +7,7 @@ import json
 import pytest
 
 from trainer.bench import cli
-from trainer.report.bench import BenchConfig, run_benchmark
+from trainer.run.step_bench import BenchConfig, run_benchmark
 from trainer.run.loop_bench import LoopBenchConfig, main
 
 LOOP_KEYS = {"loop_full_ms", "loop_low_ms", "loop_ratio", "data_wait_share"}

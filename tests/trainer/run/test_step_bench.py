@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trainer.report.bench import BenchConfig, main
+from trainer.run.step_bench import BenchConfig, main
 
 KEYS = {"model", "device", "batch_size", "full_ms", "low_ms", "ratio", "flops_ratio",
         "peak_mem_full_mb", "peak_mem_low_mb"}
@@ -21,6 +21,7 @@ def test_bench_cli_prints_sane_json(capsys):
     assert KEYS <= set(result)
     assert (result["model"], result["device"], result["batch_size"]) == ("resnet8", "cpu", 4)
     assert result["full_ms"] > 0 and result["low_ms"] > 0
+    assert result["keep_freed_memory"] is True  # the allocator setting of a training run (glibc here)
     assert result["ratio"] == pytest.approx(result["low_ms"] / result["full_ms"], rel=1e-2)
     # resnet8 at r=2: converted convs cost 1/9 at the same map sizes, the stem 1/4 → well below 1/2
     assert 0.05 < result["flops_ratio"] < 0.5
@@ -45,6 +46,13 @@ def test_bench_cli_prints_sane_json(capsys):
 def test_bench_config_validation(kwargs, field):
     with pytest.raises(ValueError, match=field):
         BenchConfig(**kwargs)
+
+
+def test_bench_can_leave_the_allocator_defaults():
+    from trainer.run.step_bench import parse_args
+
+    assert parse_args([])[0].keep_freed_memory is True
+    assert parse_args(["--no-keep-freed-memory"])[0].keep_freed_memory is False
 
 
 def test_bench_fashion_mnist_shape(capsys):
