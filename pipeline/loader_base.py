@@ -23,6 +23,23 @@ from pipeline.reader import ShardReader
 from preprocess.dataset_format import DatasetFormatError, Manifest
 
 
+def in_memory_format(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``images`` (N, C, H, W) with the canonical strides of NCHW, or of NHWC when ``channels_last``.
+
+    With one channel both layouts are the same bytes and torch calls either stride pattern contiguous,
+    so ``.contiguous()`` keeps whatever strides the loader happened to make — but convolution and
+    pooling kernels choose their algorithm from the strides (a stride-1 channel runs as NHWC). That made
+    the model's speed depend on the loader (the torch loader's 1-channel batches ran NHWC, DALI's NCHW;
+    measured in docs/RESULTS.md). Restriding to the requested layout is a free view.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    images = images.contiguous(memory_format=fmt)
+    n, c, h, w = images.shape
+    if c == 1:
+        images = images.as_strided((n, c, h, w), (h * w, 1, w, 1) if channels_last else (h * w, h * w, w, 1))
+    return images
+
+
 @dataclass
 class Batch:
     """One step's data on one rank."""
@@ -114,7 +131,5 @@ class Loader(abc.ABC):
 
     def _to_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         non_blocking = self.device.type == "cuda"
-        images = images.to(self.device, non_blocking=non_blocking)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = in_memory_format(images.to(self.device, non_blocking=non_blocking), self.channels_last)
         return images, labels.to(self.device, non_blocking=non_blocking)

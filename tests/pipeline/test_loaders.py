@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import torch
 from pipeline import Manifest, make_loader
 from pipeline.schedule import ModeSchedule, ScheduleConfig
 from tests.integrations import need
+from tests.pipeline.conftest import REPO
 
 BATCH = 32
 KINDS = ["torch", "dali"]
@@ -214,3 +217,34 @@ def test_out_of_range_label_is_a_format_error_naming_shard_and_key(data_copy, ki
     with pytest.raises(DatasetFormatError) as error:
         next(batches)
     assert str(error.value) == f"{tar} key {entry.key}: label 10 is outside [0, 10) (the manifest lists 10 classes)"
+
+
+def test_in_memory_format_gives_canonical_strides_even_with_one_channel():
+    from pipeline.loader_base import in_memory_format
+
+    # (N, H, W, 1) permuted: contiguous in both formats as far as torch is concerned, NHWC for the kernels
+    gray = torch.arange(2 * 5 * 4, dtype=torch.float32).reshape(2, 5, 4, 1).permute(0, 3, 1, 2)
+    assert gray.stride() == (20, 1, 4, 1)
+    nchw, nhwc = in_memory_format(gray, False), in_memory_format(gray, True)
+    assert nchw.stride() == (20, 20, 4, 1) and nhwc.stride() == (20, 1, 4, 1)
+    assert torch.equal(nchw, gray) and torch.equal(nhwc, gray)
+    rgb = torch.zeros(2, 3, 5, 4)
+    assert in_memory_format(rgb, True).stride() == (60, 1, 12, 3) and in_memory_format(rgb, False).stride() == (
+        60, 20, 4, 1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_one_channel_batches_have_the_requested_layout_whatever_the_loader(tmp_path_factory, kind, channels_last):
+    """Kernels pick NCHW or NHWC from the strides: both loaders must hand over the layout the config asks for."""
+    data = tmp_path_factory.mktemp("gray") / "d"
+    subprocess.run([sys.executable, "-m", "preprocess", "build", "--source", "synthetic", "--out", str(data),
+                    "--num-train", "64", "--num-val", "8", "--size", "8", "--channels", "1", "--quiet"],
+                   check=True, cwd=REPO, capture_output=True)
+    loader = _loader(data, kind, batch=16, channels_last=channels_last)
+    try:
+        images = next(iter(loader.epoch(0))).images
+    finally:
+        loader.close()
+    side = images.shape[-1]
+    assert images.stride()[1] == (1 if channels_last else side * side)
