@@ -7,17 +7,19 @@ directories, checkpoints) share these. Write errors always name the file that wa
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Locked", "atomic_write_bytes", "atomic_write_json", "file_mode", "json_sha256", "lock_file",
-           "sha256_file", "unlock_file", "write_temp"]
+__all__ = ["Locked", "atomic_write_bytes", "atomic_write_json", "errors_naming", "file_mode", "json_sha256",
+           "lock_file", "sha256_file", "unlock_file", "write_temp"]
 
 
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
@@ -41,38 +43,53 @@ def file_mode() -> int:
     return 0o666 & ~umask
 
 
+@contextlib.contextmanager
+def errors_naming(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an OSError met while writing ``path`` as one that names ``path``: ``write()`` and
+    ``fsync()`` errors (ENOSPC: disk full) carry no file name, and an atomic write's carry its temp
+    file's, which would mean nothing to the user. The CLIs print it as ``<path>: <reason>``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        # OSError(errno, ...) builds the subclass errno maps to (FileNotFoundError, ...)
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+
+
 def write_temp(path: str | os.PathLike, data: bytes, *, fsync: bool = False) -> Path:
     """Write ``data`` to a new temporary file next to ``path`` (``.<name>.*.tmp``) and return its path.
 
-    On any error the temporary file is removed and the OSError names ``path``: ``write()`` errors
-    (ENOSPC: disk full) carry no file name, and the temp name would mean nothing to the user.
+    On any error the temporary file is removed and the OSError names ``path`` (:func:`errors_naming`).
     """
     path = Path(path)
     tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with open(fd, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, file_mode())
-    except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # the subclass follows errno
-        raise
+    with errors_naming(path):
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with open(fd, "wb") as f:
+                f.write(data)
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.chmod(tmp, file_mode())
+        except BaseException:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise
     return Path(tmp)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one.
+
+    Any OSError of the write names ``path`` (a folder that cannot be created names that folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = write_temp(path, data, fsync=True)
     try:
-        os.replace(tmp, path)
+        with errors_naming(path):
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.schedule import LOW, MODES
-from trainer.report.rundir import file_errors
+from preprocess.files import errors_naming
 
 
 class MetricsWriter:
@@ -42,18 +42,18 @@ class MetricsWriter:
         return self._file.tell()
 
     def write(self, record: dict[str, Any]) -> None:
-        with file_errors(self.path):  # a full disk: the error names this file
+        with errors_naming(self.path):  # a full disk: the error names this file
             self._file.write((json.dumps(record) + "\n").encode())
             self._file.flush()
 
     def sync(self) -> None:
         """fsync before a checkpoint records ``size`` (the bytes must survive a crash)."""
-        with file_errors(self.path):
+        with errors_naming(self.path):
             self._file.flush()
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        with file_errors(self.path):
+        with errors_naming(self.path):
             self._file.close()
 
 

@@ -12,16 +12,12 @@ All writes here are rank 0's, made while holding RUN/.lock.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,9 +29,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 import tomli_w
 
-from preprocess.files import atomic_write_bytes, atomic_write_json
+from preprocess.files import Locked, atomic_write_bytes, atomic_write_json, lock_file, unlock_file
 
-__all__ = ["RunDir", "RunDirError", "environment", "file_errors", "git_revision", "package_versions", "tomllib"]
+__all__ = ["RunDir", "RunDirError", "environment", "git_revision", "package_versions", "tomllib"]
 
 PACKAGES = ("lowmode", "torch", "torchvision", "numpy", "nvidia-dali-cuda120", "webdataset", "wandb", "tomli-w")
 
@@ -66,27 +62,20 @@ class RunDir:
         the trainer builds anything."""
         self._create()
         try:
-            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = lock_file(self.lock_file)  # the flock + PID protocol preprocess's --out lock uses too
+        except Locked as exc:
+            holder = exc.holder or "unknown"
+            raise RunDirError(f"--run-dir {self.path}: in use by another lowmode-train (PID {holder}); "
+                              "wait for it to finish or use another run directory") from None
         except OSError as exc:
             raise RunDirError(f"--run-dir {self.path}: cannot create or open {self.lock_file.name} "
                               f"({exc.strerror}); the run directory must be writable") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunDirError(f"--run-dir {self.path}: in use by another lowmode-train (PID {holder}); "
-                                  "wait for it to finish or use another run directory") from None
-            raise
         self._lock_fd = fd
         try:
             # An existing .lock opens even in a read-only directory: probe before training for hours
             # into a run that cannot save its first checkpoint.
             for directory in (self.path, self.checkpoints):
                 _check_writable(directory, self.path)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
             self.unlock()
             raise
@@ -104,7 +93,7 @@ class RunDir:
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing releases the flock
+            unlock_file(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 
     def remove_stale_temps(self) -> list[Path]:
@@ -118,14 +107,12 @@ class RunDir:
         """Create the directory and write the resolved config and environment (rank 0)."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.write_config(config_dict)
-        with file_errors(self.env):
-            atomic_write_json(self.env, env)
+        atomic_write_json(self.env, env)
 
     def write_config(self, config_dict: dict[str, Any]) -> None:
         """RUN/config.toml: the resolved config as TOML (``load_config`` reads it back)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with file_errors(self.config):
-            atomic_write_bytes(self.config, tomli_w.dumps(config_dict).encode())
+        atomic_write_bytes(self.config, tomli_w.dumps(config_dict).encode())
 
     def read_config(self) -> dict[str, Any] | None:
         """RUN/config.toml as a plain dict, None when the run has none."""
@@ -134,12 +121,10 @@ class RunDir:
         return tomllib.loads(self.config.read_text())
 
     def write_status(self, state: str, **fields: Any) -> None:
-        with file_errors(self.status):
-            atomic_write_json(self.status, {"state": state, **fields})
+        atomic_write_json(self.status, {"state": state, **fields})
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        with file_errors(self.summary):
-            atomic_write_json(self.summary, summary)
+        atomic_write_json(self.summary, summary)
 
     def metrics_records(self) -> int:
         """Records (lines) in RUN/metrics.jsonl: 0 when there is none."""
@@ -159,19 +144,6 @@ class RunDir:
         if not self.summary.is_file():
             return None
         return json.loads(self.summary.read_text())
-
-
-@contextlib.contextmanager
-def file_errors(path: str | Path) -> Iterator[None]:
-    """Re-raise an OSError met while writing ``path`` as one that names ``path``: write and fsync errors
-    (a full disk: ENOSPC) carry no file name, and an atomic write's carry its temp file's, while
-    ``lowmode-train`` turns an OSError into one error line naming the file that failed."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
 
 
 def _check_writable(directory: Path, run: Path) -> None:

@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from preprocess.files import atomic_write_bytes
-from trainer.report.rundir import file_errors
 from trainer.run.config import diff_keys
 
 FORMAT = "lowmode-checkpoint"
@@ -141,8 +140,7 @@ class CheckpointManager:
         path = self.path(state["progress"]["global_step"])
         buffer = io.BytesIO()
         torch.save({"format": FORMAT, "version": VERSION, **state}, buffer)
-        with file_errors(path):
-            atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())  # an OSError names ``path`` (a full disk too)
         for old in self.existing()[:-self.keep]:
             old.unlink(missing_ok=True)
         return path
