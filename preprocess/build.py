@@ -36,7 +36,7 @@ from preprocess.dataset_format import FULL, LOW, RESOLUTIONS, SPLITS, DatasetFor
 from preprocess.downsample import downsample, method_sigma
 from preprocess.errors import InputError
 from preprocess.shards import channel_sums, write_shard_pair
-from preprocess.sources import open_source
+from preprocess.sources import FROM_INPUT, open_source
 from preprocess.sources.base import Source
 
 __all__ = ["BuildConfig", "BuildResult", "ShardTask", "build_dataset", "plan_shards", "run_build"]
@@ -158,6 +158,11 @@ def _manifest(source: Source, config: BuildConfig, records: list[dict[str, Any]]
     train = [r for r in records if r["split"] == "train"]
     mean, std = _mean_std([r["sums"][FULL] for r in train])
     low_mean, low_std = _mean_std([r["sums"][LOW] for r in train])
+    flat = [k for k, s in enumerate(std) if s <= 0]
+    if flat:  # an InputError, so a build that created --out removes it (the loaders divide by std)
+        raise InputError(f"{_input_name(config)}: every training pixel has the same value in channel "
+                         f"{flat[0]} (std 0 over {sum(r['num_samples'] for r in train)} images); "
+                         "the loaders normalise by the training std, so a dataset needs some variation")
     h, w, c = source.shape
 
     def shard(r: dict[str, Any]) -> ShardEntry:
@@ -190,6 +195,17 @@ def _check_source(source: Source, config: BuildConfig) -> None:
         raise InputError(f"{_input_name(config)}: the train split is empty")
 
 
+def _shard_digest(output_config: dict[str, Any], config: BuildConfig, source: Source) -> str:
+    """The digest each shard's sidecar must carry to be kept. When the source decided an option from its
+    input (``FROM_INPUT``: imagefolder's size/channels left unset, recorded as None), the decided shape
+    joins it: if the images change between an interrupted build and its rerun, the old-shape shards are
+    rebuilt instead of being kept beside a manifest that states the new shape."""
+    h, _, c = source.shape
+    decided = {k: {"size": h, "channels": c}[k] for k in FROM_INPUT.get(config.source, ())
+               if getattr(config, k) is None}
+    return state.config_digest({**output_config, "decided_from_input": decided} if decided else output_config)
+
+
 def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
     """Build (or resume) the dataset directory of ``config``; see the module docstring."""
     start = time.perf_counter()
@@ -209,7 +225,7 @@ def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
         else:
             lock.acquire_part()
         mine = [t for t in tasks if config.part is None or t.shard % config.part[1] == config.part[0]]
-        result = _build_shards(source, config, mine, state.config_digest(output_config), progress)
+        result = _build_shards(source, config, mine, _shard_digest(output_config, config, source), progress)
         if config.part is None:
             result.manifest = _manifest(source, config, result.records)
             _save_manifest(result.manifest, out_dir)

@@ -284,3 +284,51 @@ def test_imagefolder_records_its_source_revision_other_sources_do_not():
 
     assert BuildConfig(source="imagefolder", out="o", input="x").output_config()["source_revision"] == 2
     assert "source_revision" not in BuildConfig(source="synthetic", out="o").output_config()
+
+
+def test_a_rerun_after_the_images_changed_shape_rebuilds_instead_of_mixing(capsys, tmp_path):
+    """size/channels left unset are decided from the images: when those change between a build and its
+    rerun, no shard of the old shape may be kept beside a manifest stating the new one."""
+    root = tmp_path / "folder"
+    _folder(root, {f"{c}/{i}.png": _random("L", 8, 8, 10 * j + i) for j, c in enumerate("ab") for i in range(3)})
+    out = tmp_path / "out"
+    code, _, err = _build(capsys, root, out)
+    assert code == 0, err
+    assert load_manifest(out).shape("full") == (8, 8, 1)
+    unchanged_rerun = _build(capsys, root, out, "--workers", "2")
+    assert unchanged_rerun[0] == 0
+    for path in root.rglob("*.png"):  # same files, now 12x12 RGB
+        _save(_random("RGB", 12, 12, len(path.name)), path)
+    code, _, err = _build(capsys, root, out)
+    assert code == 0, err
+    manifest = load_manifest(out)
+    assert manifest.shapes == {"full": (12, 12, 3), "low": (6, 6, 3)}
+    for split in ("train", "val"):
+        assert all(img.shape == (12, 12, 3) for _, img in read_all(out, split, "full").values())
+        assert all(img.shape == (6, 6, 3) for _, img in read_all(out, split, "low").values())
+
+
+def test_decided_shape_enters_only_the_digest_of_sources_that_decide_it(tmp_path):
+    from preprocess.build import _shard_digest
+    from preprocess.config import BuildConfig
+    from preprocess.state import config_digest
+
+    class Shape:
+        shape = (8, 8, 1)
+
+    synthetic = BuildConfig(source="synthetic", out="o")
+    assert _shard_digest(synthetic.output_config(), synthetic, Shape()) == config_digest(synthetic.output_config())
+    told = BuildConfig(source="imagefolder", out="o", input="x", size=8, channels=1)
+    assert _shard_digest(told.output_config(), told, Shape()) == config_digest(told.output_config())
+    unset = BuildConfig(source="imagefolder", out="o", input="x")
+    assert _shard_digest(unset.output_config(), unset, Shape()) != config_digest(unset.output_config())
+
+
+def test_one_colour_dataset_is_one_input_error_and_leaves_nothing(capsys, tmp_path):
+    root = _folder(tmp_path / "flat", {f"{c}/{i}.png": Image.new("L", (8, 8), 100) for c in "ab" for i in range(3)})
+    code, _, err = _build(capsys, root, tmp_path / "out")
+    assert code == 2
+    assert err.strip().splitlines() == [f"error: {root}: every training pixel has the same value in channel 0 "
+                                        "(std 0 over 6 images); the loaders normalise by the training std, so a "
+                                        "dataset needs some variation"]
+    assert not (tmp_path / "out").exists()
