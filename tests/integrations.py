@@ -6,9 +6,11 @@ instead of skipping, so a broken install step cannot hide behind a skip.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,9 @@ def _available(name: str) -> tuple[bool, str]:
         missing = [f for f in FMNIST_FILES if not (FMNIST_DIR / f).is_file()]
         return not missing, f"Fashion-MNIST files missing in {FMNIST_DIR}: {missing}"
     if name == "slurm":
-        return shutil.which("sbatch") is not None, "sbatch not on PATH (run `make slurm-up`)"
+        if shutil.which("sbatch") is None:
+            return False, "sbatch not on PATH (run `make slurm-up`)"
+        return _slurm_controller_answers(os.environ.get("PATH", ""))
     if name == "ddp":
         import torch.distributed as dist
 
@@ -42,6 +46,21 @@ def _available(name: str) -> tuple[bool, str]:
     if name == "wandb":
         return importlib.util.find_spec("wandb") is not None, "wandb is not importable"
     raise ValueError(f"unknown integration {name!r}")
+
+
+@functools.lru_cache(maxsize=4)
+def _slurm_controller_answers(path: str) -> tuple[bool, str]:
+    """Installed is not running: after `make slurm-down` (or a reboot) sbatch is on PATH but every Slurm
+    test would fail on a dead controller. One ``sinfo`` per PATH and test session."""
+    try:
+        result = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True,
+                                timeout=20, env={**os.environ, "PATH": path})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"sinfo did not answer ({exc}); run `make slurm-up`"
+    if result.returncode != 0 or not result.stdout.split():
+        last = (result.stderr.strip().splitlines() or ["no node listed"])[-1]
+        return False, f"the Slurm controller does not answer (sinfo: {last}); run `make slurm-up`"
+    return True, ""
 
 
 def need(name: str) -> None:

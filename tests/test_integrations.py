@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.integrations import FMNIST_DIR, FMNIST_FILES, need, required
 
@@ -73,3 +75,30 @@ def test_required_parses_env(monkeypatch):
     assert required() == {"dali", "fmnist", "slurm"}
     monkeypatch.delenv("LOWMODE_REQUIRE")
     assert required() == set()
+
+
+def _fake_slurm(tmp_path: Path, sinfo_body: str) -> str:
+    """A PATH whose sbatch exists and whose sinfo runs ``sinfo_body`` (a shell snippet)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sbatch", "exit 0"), ("sinfo", sinfo_body)):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return f"{bin_dir}:/usr/bin:/bin"
+
+
+def test_slurm_installed_but_down_skips_or_fails_when_required(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", _fake_slurm(tmp_path, "echo 'slurm_load_partitions: Unable to contact slurm "
+                                                     "controller (connect failure)' >&2; exit 1"))
+    monkeypatch.setenv("LOWMODE_REQUIRE", "")
+    with pytest.raises(pytest.skip.Exception, match="controller does not answer.*connect failure.*slurm-up"):
+        need("slurm")
+    monkeypatch.setenv("LOWMODE_REQUIRE", "slurm")
+    with pytest.raises(pytest.fail.Exception, match="required.*controller does not answer"):
+        need("slurm")
+
+
+def test_slurm_answering_controller_is_available(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", _fake_slurm(tmp_path, "echo idle"))
+    monkeypatch.setenv("LOWMODE_REQUIRE", "")
+    need("slurm")  # no skip

@@ -1,8 +1,12 @@
 """Files written before the trainer/pipeline restructuring stay readable (tests/data/legacy_v1).
 
 The run there was trained for 2 epochs by the old code; only its end-of-epoch-0 checkpoint is kept.
-Resuming it with today's code must accept the checkpoint (same config hash, dataset fingerprint and
-state keys) and reproduce epoch 1 exactly, and ``lowmode-compare`` must read the run directory.
+Resuming it with today's code must accept the checkpoint (same config view, dataset fingerprint and
+state keys) and reproduce epoch 1: the same records (steps, modes, learning rates, counts) with the same
+numbers up to float32 rounding. Bitwise equality holds only on a CPU of the recording machine's kind:
+oneDNN picks its kernels by instruction set, so an AVX-512 EPYC and the Xeon that wrote these records
+differ in the last bits of a loss (seen: 0.53256792 vs 0.53256804 at step 5). Bitwise resume on one
+machine is tested in tests/trainer/run. ``lowmode-compare`` must read the run directory.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.trainer.train_helpers import ROOT, TIMING_KEYS, subprocess_env
 
@@ -33,7 +39,18 @@ def test_old_checkpoint_resumes_and_reproduces_the_old_run(tmp_path):
         cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming from" in result.stderr and "step-000000004.pt" in result.stderr
-    assert _records(run / "metrics.jsonl") == _records(LEGACY / "run" / "metrics.jsonl")
+    _assert_records_match(_records(run / "metrics.jsonl"), _records(LEGACY / "run" / "metrics.jsonl"))
+
+
+def _assert_records_match(got: list[dict], expected: list[dict]) -> None:
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert a.keys() == b.keys(), (a, b)
+        for key, want in b.items():
+            if isinstance(want, float) and key != "lr":
+                assert a[key] == pytest.approx(want, rel=1e-4, abs=1e-6), (key, a, b)
+            else:
+                assert a[key] == want, (key, a, b)
 
 
 def test_compare_reads_an_old_run_directory(tmp_path):
