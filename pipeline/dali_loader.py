@@ -9,8 +9,9 @@ labels, and per-sample augmentation arguments. DALI then decodes (png/jpg: ``fn.
 normalises to float CHW (``fn.crop_mirror_normalize`` with a per-sample ``mirror``).
 
 Why serial, not ``parallel=True``: gathering a batch of raw samples from memory-mapped shards is a
-few numpy copies (~0.1 ms), cheaper than shipping it from a worker process; DALI's own threads do
-the per-pixel work. The output shape changes between full and low steps without a rebuild.
+few numpy copies (~0.1–0.5 ms), cheaper than shipping it from a worker process; DALI's own threads do
+the per-pixel work, and the callback runs inside ``pipe.run()``, which the loader's handover thread
+(``pipeline.handover``) calls, not the training thread. The output shape changes between full and low steps without a rebuild.
 Why a new pipeline per ``epoch()`` call: a pipeline that was stopped mid-epoch (resume, inspect)
 still holds prefetched batches; building a CPU pipeline takes a few ms.
 """
@@ -49,8 +50,9 @@ class _StepSource:
 class DaliLoader(Loader):
     """``Loader`` over NVIDIA DALI; CPU-only pipelines (device_id=None) unless ``device`` is CUDA."""
 
-    def __init__(self, index: SplitIndex, planner: Planner, *, device, channels_last: bool, num_threads: int) -> None:
-        super().__init__(index, planner, device, channels_last)
+    def __init__(self, index: SplitIndex, planner: Planner, *, device, channels_last: bool, num_threads: int,
+                 batches_ahead: int = 1) -> None:
+        super().__init__(index, planner, device, channels_last, batches_ahead)
         try:
             import nvidia.dali  # noqa: F401
         except ImportError as exc:
@@ -61,7 +63,7 @@ class DaliLoader(Loader):
         self.num_threads = num_threads
         self.gpu = self.device.type == "cuda"
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+    def _batches(self, epoch: int, start_step: int) -> Iterator[Batch]:
         plans = list(self.planner.plans(epoch, start_step))
         if not plans:
             return

@@ -24,7 +24,7 @@ def make_loader(
     data_dir, split: str, *, batch_size_per_rank: int, seed: int, rank: int = 0, world_size: int = 1,
     device: str | torch.device = "cpu", kind: str = "torch", schedule: ModeSchedule | None = None,
     augment: bool = True, channels_last: bool = False, num_workers: int = 2, max_samples: int = 0,
-    crop_pad_px: int = DEFAULT_CROP_PAD_PX,
+    crop_pad_px: int = DEFAULT_CROP_PAD_PX, batches_ahead: int = 1,
 ) -> Loader:
     """Open ``split`` of the dataset directory ``data_dir`` and return a loader of ``kind``.
 
@@ -36,6 +36,8 @@ def make_loader(
     ``augment``. Other splits: full resolution, no augmentation, rank r gets samples r::world_size,
     last partial batch kept. ``num_workers``: torch DataLoader workers, or DALI CPU threads.
     ``max_samples`` > 0 uses only the split's first ``max_samples`` samples (quick runs).
+    ``batches_ahead``: batches prepared ahead on a handover thread (``pipeline.handover``; 0 = on the
+    thread that iterates, which then pays each batch's handover work itself).
     Raises DatasetFormatError (bad dataset) or ValueError (bad argument), naming the culprit.
     """
     if kind not in KINDS:
@@ -50,7 +52,9 @@ def make_loader(
     if kind == "torch":
         from pipeline.torch_loader import TorchLoader
 
-        return TorchLoader(index, planner, device=device, channels_last=channels_last, num_workers=num_workers)
+        return TorchLoader(index, planner, device=device, channels_last=channels_last, num_workers=num_workers,
+                           batches_ahead=batches_ahead)
     from pipeline.dali_loader import DaliLoader
 
-    return DaliLoader(index, planner, device=device, channels_last=channels_last, num_threads=max(1, num_workers))
+    return DaliLoader(index, planner, device=device, channels_last=channels_last, num_threads=max(1, num_workers),
+                     batches_ahead=batches_ahead)

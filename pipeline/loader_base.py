@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline.handover import ahead
 from pipeline.index import SplitIndex
 from pipeline.plan import Planner, StepPlan
 from pipeline.reader import ShardReader
@@ -58,8 +59,13 @@ class Batch:
 class Loader(abc.ABC):
     """Per-step batches of one rank; ``epoch(e, start_step)`` may be called repeatedly, in any order."""
 
-    def __init__(self, index: SplitIndex, planner: Planner, device: str | torch.device, channels_last: bool) -> None:
+    def __init__(self, index: SplitIndex, planner: Planner, device: str | torch.device, channels_last: bool,
+                 batches_ahead: int = 1) -> None:
+        if batches_ahead < 0:
+            raise ValueError(f"batches_ahead must be >= 0, got {batches_ahead}")
         self.index = index
+        self.batches_ahead = batches_ahead
+        """Batches prepared ahead on a handover thread (0: on the caller's thread, as before)."""
         self.planner = planner
         self.reader = ShardReader(index)
         self.device = torch.device(device)
@@ -102,9 +108,26 @@ class Loader(abc.ABC):
         """The dataset's manifest (classes, shapes, ratio, statistics, ``fingerprint()``)."""
         return self.index.manifest
 
-    @abc.abstractmethod
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
-        """Batches of steps start_step..steps_in_epoch(epoch)-1 of ``epoch``."""
+        """Batches of steps start_step..steps_in_epoch(epoch)-1 of ``epoch``, prepared ``batches_ahead``
+        ahead on a handover thread (``pipeline.handover``); close the iterator to stop early."""
+        device = self.device
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+
+        def batches() -> Iterator[Batch]:
+            # A new thread starts on CUDA device 0: give it the caller's, so a rank's copies land on its
+            # own GPU. (Its torch thread count is the caller's already: torch initialises each new
+            # thread's OpenMP count from torch.set_num_threads; tested.)
+            if self.batches_ahead and device.type == "cuda":
+                torch.cuda.set_device(device)
+            return self._batches(epoch, start_step)
+
+        return ahead(batches, self.batches_ahead)
+
+    @abc.abstractmethod
+    def _batches(self, epoch: int, start_step: int) -> Iterator[Batch]:
+        """The implementation of ``epoch``: runs on the handover thread when ``batches_ahead`` > 0."""
 
     def close(self) -> None:
         self.reader.close()

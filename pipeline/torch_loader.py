@@ -55,11 +55,12 @@ def read_batch(reader: ShardReader, resolution: str, positions: np.ndarray) -> t
 class TorchLoader(Loader):
     """``Loader`` over a torch DataLoader with ``num_workers`` worker processes (0: in-process)."""
 
-    def __init__(self, index: SplitIndex, planner: Planner, *, device, channels_last: bool, num_workers: int) -> None:
-        super().__init__(index, planner, device, channels_last)
+    def __init__(self, index: SplitIndex, planner: Planner, *, device, channels_last: bool, num_workers: int,
+                 batches_ahead: int = 1) -> None:
+        super().__init__(index, planner, device, channels_last, batches_ahead)
         self.num_workers = num_workers
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+    def _batches(self, epoch: int, start_step: int) -> Iterator[Batch]:
         plans = list(self.planner.plans(epoch, start_step))
         if not plans:
             return

@@ -151,7 +151,8 @@ def build_loaders(dc: DataConfig, *, batch_size_per_rank: int, seed: int, info: 
     """Train (with the mode schedule), val (full mode, every sample once) and, when ``recalibrate``, a
     full-mode train loader for BN re-calibration."""
     common = dict(batch_size_per_rank=batch_size_per_rank, seed=seed, rank=info.rank, world_size=info.world_size,
-                  device=device, kind=dc.loader, channels_last=channels_last, num_workers=dc.num_workers)
+                  device=device, kind=dc.loader, channels_last=channels_last, num_workers=dc.num_workers,
+                  batches_ahead=dc.batches_ahead)
     try:
         train = make_loader(dc.dir, "train", schedule=schedule, augment=dc.augment, max_samples=dc.max_train_samples, **common)
         val = make_loader(dc.dir, "val", schedule=None, augment=False, **common)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from preprocess.files import atomic_write_bytes
-from trainer.run.config import diff_keys
+from trainer.run.config import diff_keys, resume_view
 
 FORMAT = "lowmode-checkpoint"
 VERSION = 1
@@ -176,12 +176,16 @@ class CheckpointManager:
         return None
 
 
-def check_compatible(payload: dict[str, Any], config_hash: str, hashed_view: dict[str, Any],
+def check_compatible(payload: dict[str, Any], hashed_view: dict[str, Any],
                      dataset_fingerprint: str, world_size: int) -> None:
-    """Refuse a checkpoint written under another config or dataset (message names keys); warn on world size."""
-    if payload["config_hash"] != config_hash:
-        keys = diff_keys(payload["hashed_config"], hashed_view)
-        shown = ", ".join(f"{k} ({payload['hashed_config'].get(k, '<missing>')!r} -> {hashed_view.get(k, '<missing>')!r})"
+    """Refuse a checkpoint written under another config or dataset (message names keys); warn on world size.
+
+    The checkpoint's view is re-filtered with today's rules (``config.resume_view``), so a key made
+    resumable later does not refuse older checkpoints; ``config_hash`` stays in the payload as an id."""
+    saved = resume_view(payload["hashed_config"])
+    keys = diff_keys(saved, hashed_view)
+    if keys:
+        shown = ", ".join(f"{k} ({saved.get(k, '<missing>')!r} -> {hashed_view.get(k, '<missing>')!r})"
                           for k in keys[:8])
         raise CheckpointError(
             f"checkpoint was written with a different config; differing keys: {shown}. "

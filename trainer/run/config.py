@@ -121,12 +121,16 @@ class DataConfig:
     """Loader worker processes per rank (0 = load in the training process)."""
     augment: bool = True
     """Random crop (zero padding) + horizontal flip on training batches."""
+    batches_ahead: int = 1
+    """Batches the loader prepares ahead on a handover thread (pipeline.handover), so the training thread
+    only takes finished ones; 0 = on the training thread (it then waits for each batch's handover work)."""
 
     def __post_init__(self) -> None:
         _check(bool(self.dir), "data.dir", "a dataset directory (set it in the preset or with --set data.dir=...)", self.dir)
         _one_of("data.loader", self.loader, KINDS)
         _check(self.max_train_samples >= 0, "data.max_train_samples", "an integer >= 0", self.max_train_samples)
         _check(self.num_workers >= 0, "data.num_workers", "an integer >= 0", self.num_workers)
+        _check(self.batches_ahead >= 0, "data.batches_ahead", "an integer >= 0", self.batches_ahead)
 
 
 @dataclass(frozen=True)
@@ -251,9 +255,11 @@ SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
 }
 
-# Keys that may change when a run is resumed (paths, logging, fault handling): left out of the hash.
+# Keys that may change when a run is resumed (paths, logging, fault handling, speed-only settings):
+# left out of the hash. The speed-only ones (threads, memory layout) can change the last bits of a float
+# sum, so a resume that changes them continues validly but not bitwise as the uninterrupted run would.
 RESUMABLE_KEYS = (
-    "data.dir", "data.num_workers", "logging.*", "checkpoint.*",
+    "data.dir", "data.num_workers", "data.batches_ahead", "model.channels_last", "logging.*", "checkpoint.*",
     "train.check_sync_every_steps", "train.dist_timeout_s", "train.num_threads", "train.keep_freed_memory",
     "train.sync_every_steps",
 )
@@ -301,7 +307,13 @@ class TrainConfigRoot:
 def hashed_view(config: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Flat {"section.key": value} of the keys that must match for a resume (LATER_KEYS only when
     they differ from their default)."""
-    flat = {f"{s}.{k}": v for s, keys in config.items() for k, v in keys.items()}
+    return resume_view({f"{s}.{k}": v for s, keys in config.items() for k, v in keys.items()})
+
+
+def resume_view(flat: dict[str, Any]) -> dict[str, Any]:
+    """``flat`` minus what may change on a resume under *today's* rules. Checkpoints compare views
+    re-filtered with this, not hashes: a key that became resumable after a checkpoint was written
+    (model.channels_last) would otherwise change every old run's hash and strand it."""
     return {k: v for k, v in flat.items() if not any(_matches(k, pat) for pat in RESUMABLE_KEYS)
             and not (k in LATER_KEYS and v == _default(k))}
 

@@ -142,7 +142,7 @@ class Trainer:
         if self.progress.step_in_epoch >= steps:
             return  # a checkpoint taken after the epoch's last step: only the epoch end remains
         self.console.open_epoch(epoch, steps, self.progress.step_in_epoch)
-        batches = iter(loader.epoch(epoch, start_step=self.progress.step_in_epoch))
+        batches = loader.epoch(epoch, start_step=self.progress.step_in_epoch)
         try:
             while True:
                 start = time.perf_counter()
@@ -154,6 +154,7 @@ class Trainer:
                     self._sync()
             self._sync()  # the epoch's last window
         finally:
+            batches.close()  # stops the loader's handover thread now, not when the frame is collected
             self.console.close_epoch()
         if self.progress.step_in_epoch != steps:
             raise RuntimeError(f"epoch {epoch}: the loader ended after {self.progress.step_in_epoch} of {steps} steps")

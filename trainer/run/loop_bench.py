@@ -27,7 +27,7 @@ the steps' end events), ``loop_ratio`` = loop_low_ms / loop_full_ms, ``data_wait
 ``data_wait_s`` / Σ ``step_s`` over all measured steps, ``loop_data_wait_full_ms`` /
 ``loop_data_wait_low_ms`` (medians), ``loop_steps_full`` / ``loop_steps_low`` (steps measured),
 ``loop_vs_bench`` = loop_ratio / ratio, and the loop's settings (``loop_schedule``, ``loop_loader``,
-``loop_num_workers``, ``loop_sync_every_steps``, ``loop_warmup``); with ``--baseline`` also
+``loop_num_workers``, ``loop_batches_ahead``, ``loop_sync_every_steps``, ``loop_warmup``); with ``--baseline`` also
 ``loop_baseline_full_ms`` and ``loop_full_vs_baseline`` = loop_full_ms / loop_baseline_full_ms.
 Bad options: one ``error:`` line on stderr, exit 2.
 """
@@ -71,6 +71,7 @@ class LoopBenchConfig:
     """steps per mode (and run) dropped before the medians"""
     loader: str = "torch"
     num_workers: int = 2
+    batches_ahead: int = 1
     encoding: str = "raw"
     schedule: str = "mixed"
     sync_every_steps: int = 50
@@ -88,7 +89,7 @@ class LoopBenchConfig:
         for name in ("batch_size", "size", "in_channels", "steps", "sync_every_steps", "bench_iters"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("threads", "warmup", "num_workers", "bench_warmup", "seed"):
+        for name in ("threads", "warmup", "num_workers", "batches_ahead", "bench_warmup", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.ratio < 2 or self.size % self.ratio:
@@ -118,7 +119,8 @@ def _train_config(cfg: LoopBenchConfig, data_dir: Path, *, p: float, baseline: b
     return config_from_dict({
         "model": {"name": cfg.model, "dual_mode": not baseline, "channels_last": cfg.channels_last,
                   "compile": cfg.compile},
-        "data": {"dir": str(data_dir), "loader": cfg.loader, "num_workers": cfg.num_workers},
+        "data": {"dir": str(data_dir), "loader": cfg.loader, "num_workers": cfg.num_workers,
+                 "batches_ahead": cfg.batches_ahead},
         "schedule": {"policy": "none" if baseline else "bernoulli", "p": p, "warmup_full_epochs": 0,
                      "full_epochs_after_milestone": 0},
         "optim": {"lr_milestones_epochs": []},
@@ -212,6 +214,7 @@ def run_loop_benchmark(cfg: LoopBenchConfig) -> dict[str, Any]:
         loop_schedule=cfg.schedule,
         loop_loader=cfg.loader,
         loop_num_workers=cfg.num_workers,
+        loop_batches_ahead=cfg.batches_ahead,
         loop_sync_every_steps=cfg.sync_every_steps,
         loop_warmup=cfg.warmup,
     )
@@ -235,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="steps per mode dropped first")
     parser.add_argument("--loader", default=defaults.loader, choices=LOADERS)
     parser.add_argument("--num-workers", type=int, default=defaults.num_workers)
+    parser.add_argument("--batches-ahead", type=int, default=defaults.batches_ahead,
+                        help="batches the loader prepares on its handover thread (0: on the training thread)")
     parser.add_argument("--encoding", default=defaults.encoding, choices=ENCODINGS)
     parser.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
     parser.add_argument("--sync-every-steps", type=int, default=defaults.sync_every_steps)

@@ -54,7 +54,7 @@ def _resume_state(trainer: Trainer, resume: str, fresh: bool) -> dict[str, Any] 
         return None
     state = ckpt.load_checkpoint(chosen)
     config = trainer.config
-    ckpt.check_compatible(state, config.hash(), hashed_view(config.to_dict()), trainer.dataset_fingerprint,
+    ckpt.check_compatible(state, hashed_view(config.to_dict()), trainer.dataset_fingerprint,
                           trainer.info.world_size)
     trainer.load_state_dict(state, source=chosen)
     log.info("resuming from %s (epoch %d, step %d)", chosen, state["progress"]["epoch"], state["progress"]["step_in_epoch"])

@@ -83,6 +83,8 @@ def test_overrides_are_toml_literals_with_string_fallback():
     ("model.low_kernels=blur", "model.low_kernels: expected one of"),
     ("optim.low_lr_scale=-1.0", "optim.low_lr_scale: expected a finite number >= 0"),
     ("data.loader=tf", "data.loader: expected one of"),
+    ("data.batches_ahead=-1", "data.batches_ahead: expected an integer >= 0, got -1"),
+    ("data.batches_ahead=true", "data.batches_ahead: expected an integer"),
     ("logging.wandb=yes", "logging.wandb: expected one of"),
     ("model.bn_policy=none", "model.bn_policy"),
     ("model.dual_mode=1", "model.dual_mode: expected true or false"),
@@ -151,7 +153,8 @@ def test_choice_lists_are_the_owning_modules():
 def test_hash_ignores_resumable_keys_only():
     config = load_config(CONFIGS / "fmnist_small_lowmode.toml")
     same = load_config(CONFIGS / "fmnist_small_lowmode.toml", ["logging.wandb=disabled", "checkpoint.every_steps=9",
-                                                               "data.dir=/elsewhere", "train.dist_timeout_s=30"])
+                                                               "data.dir=/elsewhere", "train.dist_timeout_s=30",
+                                                               "data.batches_ahead=0", "model.channels_last=false"])
     assert same.hash() == config.hash()
     for override in ("optim.lr=0.2", "train.seed=1", "schedule.p=0.25", "model.bn_policy=shared", "data.max_train_samples=10"):
         assert load_config(CONFIGS / "fmnist_small_lowmode.toml", [override]).hash() != config.hash(), override
