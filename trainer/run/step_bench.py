@@ -8,7 +8,7 @@ the model's ``in_channels``. Two low steps are measured: the paper's (``low_kern
 kernels, stem max-pool skipped; keys ``low_*``, ``ratio``, ``flops_ratio``, ``cpu_ratio``) and
 progressive resizing's (``low_kernels="keep"``: the same 3×3 kernels, max-pool kept, on the same
 32/r inputs; keys ``keep_*``), each a model of its own (same initial weights, its own optimizer).
-The steps alternate full → low → keep low, as in training (and so that load from other processes on
+The steps alternate full → low → keep low → baseline full, as in training (and so that load from other processes on
 a shared machine hits all alike): ``--warmup`` untimed rounds, then ``--iters`` timed ones; each
 step's time is its median (ms), CUDA synchronised around every step. The full step is the "pool"
 model's (both models' full modes are the unconverted network). Models are converted with their
@@ -19,7 +19,9 @@ Result keys (one flat JSON object): ``full_ms``, ``low_ms``, ``keep_low_ms``; ``
 low/full and ``keep_ratio`` = keep low/full (wall-clock); ``flops_ratio``, ``keep_flops_ratio``;
 ``full_gflops``, ``low_gflops``, ``keep_low_gflops``; ``peak_mem_full_mb``, ``peak_mem_low_mb``,
 ``peak_mem_keep_low_mb``; ``full_cpu_ms``, ``low_cpu_ms``, ``keep_low_cpu_ms``, ``cpu_ratio``,
-``keep_cpu_ratio``; and the configuration (``keep_freed_memory``: whether glibc keeps freed memory, as a
+``keep_cpu_ratio``; ``baseline_full_ms`` / ``baseline_full_cpu_ms``: the unconverted network's full step,
+timed in the same rounds, and ``full_vs_baseline`` / ``full_vs_baseline_cpu`` = full / baseline full (the
+conversion's own cost, paired so that a shared machine's drift hits both alike); and the configuration (``keep_freed_memory``: whether glibc keeps freed memory, as a
 training run does by default — off, the CPU steps pay page faults a run does not; ``--no-keep-freed-memory``).
 
 ``peak_mem_*_mb`` is the peak memory of all live tensors during one eager step (parameters,
@@ -55,11 +57,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainer.method.dualmode import set_mode
-from trainer.method.models import MODEL_NAMES, build_dual_mode_model
+from trainer.method.models import MODEL_NAMES, build_dual_mode_model, build_model
 from trainer.run.host import keep_freed_memory
 
 # The timed steps, in the order each round runs them: name -> (model kind, mode).
-STEPS = {"full": ("pool", "full"), "low": ("pool", "low"), "keep_low": ("keep", "low")}
+STEPS = {"full": ("pool", "full"), "low": ("pool", "low"), "keep_low": ("keep", "low"),
+         "baseline_full": ("baseline", "full")}
+"""name -> (model kind, mode). "baseline" is the unconverted network: its full step against the converted
+model's, interleaved in the same rounds, is the conversion's own cost (``full_vs_baseline``)."""
 
 
 @dataclass(frozen=True)
@@ -190,8 +195,11 @@ def _time_steps(entries: dict, cfg: BenchConfig, device) -> dict:
 def _setup(cfg: BenchConfig, device: torch.device, low_kernels: str) -> dict:
     """One converted model with its optimizer and (compiled, eager) steps; seed 0 weights."""
     torch.manual_seed(0)
-    model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio, in_channels=cfg.in_channels,
-                                     low_kernels=low_kernels)
+    if low_kernels == "baseline":
+        model = build_model(cfg.model, in_channels=cfg.in_channels)
+    else:
+        model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio, in_channels=cfg.in_channels,
+                                         low_kernels=low_kernels)
     model = model.to(device).train()
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -207,7 +215,7 @@ def run_benchmark(cfg: BenchConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     kept = keep_freed_memory() if cfg.keep_freed_memory else False
     device = torch.device(cfg.device)
-    setups = {kind: _setup(cfg, device, kind) for kind in ("pool", "keep")}
+    setups = {kind: _setup(cfg, device, kind) for kind in ("pool", "keep", "baseline")}
     result = {"model": cfg.model, "device": cfg.device, "batch_size": cfg.batch_size,
               "full_size": cfg.full_size, "in_channels": cfg.in_channels}
     sizes = {"full": cfg.full_size, "low": cfg.full_size // cfg.ratio}
@@ -223,6 +231,7 @@ def run_benchmark(cfg: BenchConfig) -> dict:
         peaks[name] = _peak_memory_mb(setup["eager_step"], setup["model"], setup["opt"], images, labels, device)
     (full_ms, full_cpu_ms), (low_ms, low_cpu_ms) = times["full"], times["low"]
     keep_ms, keep_cpu_ms = times["keep_low"]
+    base_ms, base_cpu_ms = times["baseline_full"]
 
     def mem(name: str) -> float | None:
         return None if peaks[name] is None else round(peaks[name], 1)
@@ -246,6 +255,10 @@ def run_benchmark(cfg: BenchConfig) -> dict:
         keep_low_cpu_ms=round(keep_cpu_ms, 2),
         keep_cpu_ratio=round(keep_cpu_ms / full_cpu_ms, 4),
         keep_low_gflops=round(flops["keep_low"] / 1e9, 3),
+        baseline_full_ms=round(base_ms, 2),
+        baseline_full_cpu_ms=round(base_cpu_ms, 2),
+        full_vs_baseline=round(full_ms / base_ms, 4),
+        full_vs_baseline_cpu=round(full_cpu_ms / base_cpu_ms, 4),
         channels_last=cfg.channels_last, bf16=cfg.bf16, compile=cfg.compile,
         threads=torch.get_num_threads(), iters=cfg.iters, warmup=cfg.warmup, keep_freed_memory=kept,
     )

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.models import mobilenet_v2
 
 from tests.integrations import need
@@ -245,3 +246,38 @@ def test_cpu_channels_last_low_path_matches_nchw(monkeypatch):
     reference.sum().backward()
     assert torch.allclose(out, reference, atol=1e-5)
     assert torch.allclose(grad, model.layer1[0].conv1.weight.grad, atol=1e-5)
+
+
+class _OpLog(TorchDispatchMode):
+    """Every ATen op dispatched (forward and backward), by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name, low_kernels", [("resnet8", "pool"), ("resnet8", "keep"), ("resnet20", "pool")])
+def test_full_mode_runs_exactly_the_unconverted_networks_ops(name, low_kernels):
+    """The conversion must cost a full step nothing but Python dispatch: the same ATen ops, in the same
+    order, forward and backward (the issue-11 question of lowmode's full step vs the baseline's; timed
+    side by side by ``python -m trainer.bench``'s ``full_vs_baseline``)."""
+    from trainer.method.dualmode import set_mode
+    from trainer.method.models import build_dual_mode_model, build_model
+
+    torch.manual_seed(0)
+    base = build_model(name, in_channels=1)
+    torch.manual_seed(0)
+    dual, _ = build_dual_mode_model(name, in_channels=1, low_kernels=low_kernels)
+    set_mode(dual, "full")
+    images, labels = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
+    logs = []
+    for model in (base, dual):
+        with _OpLog() as log:
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+        logs.append(log.ops)
+    assert len(logs[0]) > 50 and logs[0] == logs[1]
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(base.parameters(), dual.parameters()))
