@@ -98,7 +98,7 @@ def _add_build(sub) -> None:
     p.add_argument("--jpeg-quality", type=_int_at_least(1), default=95)
     p.add_argument("--tar-writer", choices=TAR_WRITERS, default="fast",
                    help="fast (default) or webdataset's TarWriter: the same bytes, TarWriter is ~15x slower")
-    p.add_argument("--download", action="store_true", help="cifar: download with torchvision into --input")
+    p.add_argument("--download", action="store_true", help="cifar, imagenette: download with torchvision into --input")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 

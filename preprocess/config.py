@@ -30,7 +30,7 @@ class BuildConfig:
     """One build of a dataset directory (see preprocess/dataset_format.py for what it writes)."""
 
     source: str
-    """Dataset source: cifar10 | cifar100 | fashion-mnist | mnist | imagefolder | synthetic."""
+    """Dataset source: cifar10 | cifar100 | fashion-mnist | mnist | imagefolder | imagenette | synthetic."""
     out: str
     """Dataset directory to write."""
     input: str | None = None
@@ -54,11 +54,11 @@ class BuildConfig:
     label: str = "fine"
     """CIFAR-100 label set: fine | coarse."""
     size: int | None = None
-    """Image side in pixels: synthetic side (default 32); imagefolder centre-crop/resize target (default:
-    the images' side when they all share one square size)."""
+    """Image side in pixels: synthetic side (default 32); imagefolder / imagenette centre-crop/resize target
+    (default: the images' side when they all share one square size)."""
     channels: int | None = None
     """Image channels, 1 (grayscale) or 3 (RGB): synthetic (default 3); imagefolder (default: 1 if every
-    image is grey, else 3)."""
+    image is grey, else 3); imagenette (default 3: photos, a few of them grey)."""
     num_classes: int = 10
     """Synthetic: number of classes."""
     num_train: int = 1024
@@ -70,7 +70,8 @@ class BuildConfig:
     jpeg_quality: int = 95
     """JPEG quality (1..100) for --encoding jpg."""
     download: bool = False
-    """CIFAR: download the python-version archive with torchvision into --input first."""
+    """CIFAR: download the python-version archive, imagenette: the 320-px release, with torchvision into
+    --input first."""
     tar_writer: str = "fast"
     """Tar writer: fast (preprocess.tarpack) or webdataset (TarWriter); both write the same bytes."""
 

@@ -14,28 +14,29 @@ from typing import Any
 
 from preprocess.sources.base import Source
 
-SOURCES = ("cifar10", "cifar100", "fashion-mnist", "mnist", "imagefolder", "synthetic")
+SOURCES = ("cifar10", "cifar100", "fashion-mnist", "mnist", "imagefolder", "imagenette", "synthetic")
 SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
     "cifar10": ("download",),
     "cifar100": ("label", "download"),
     "fashion-mnist": (),
     "mnist": (),
     "imagefolder": ("size", "channels", "val_fraction"),
+    "imagenette": ("size", "channels", "download"),
     "synthetic": ("size", "channels", "num_classes", "num_train", "num_val"),
 }
 """The build options each source reads (names of ``BuildConfig`` fields / ``--options``)."""
 INPUT_ONLY_OPTIONS = ("download",)
 """Options that only fetch the input: they do not change the output bytes (not in the build config)."""
-OPTION_DEFAULTS: dict[str, dict[str, Any]] = {"synthetic": {"size": 32, "channels": 3}}
+OPTION_DEFAULTS: dict[str, dict[str, Any]] = {"synthetic": {"size": 32, "channels": 3}, "imagenette": {"channels": 3}}
 """Per source, the value used for an option left unset (None)."""
-FROM_INPUT: dict[str, tuple[str, ...]] = {"imagefolder": ("size", "channels")}
+FROM_INPUT: dict[str, tuple[str, ...]] = {"imagefolder": ("size", "channels"), "imagenette": ("size",)}
 """Per source, the options that, left unset, the opener decides from its input (they stay None in the
 build config: the recorded config says "from the images", the manifest's shapes say what that was)."""
 NO_INPUT = ("synthetic",)
 """Sources that generate their images and read no input path."""
-SOURCE_REVISIONS: dict[str, int] = {"imagefolder": 2}
+SOURCE_REVISIONS: dict[str, int] = {"imagefolder": 3}
 """Sources whose output pixels changed since they were first written (imagefolder 2: the centre square is
-resized straight to --size, alpha composited over black, 16-bit scaled). Recorded in the build config when
+resized straight to --size, alpha composited over black, 16-bit scaled; 3: EXIF orientation applied). Recorded in the build config when
 > 1, so reruns over an older half-built dataset refuse to mix revisions; absent = 1 (configs unchanged)."""
 CHANNELS = (1, 3)
 """Image channels a source can be asked for (``channels``): grayscale or RGB."""
@@ -75,6 +76,10 @@ def open_source(source: str, path: Path | None, **options: Any) -> Source:
         from preprocess.sources.idx import open_mnist
 
         return open_mnist(path, **options)
+    if source == "imagenette":
+        from preprocess.sources.imagenette import open_imagenette
+
+        return open_imagenette(path, **options)
     from preprocess.sources.imagefolder import open_imagefolder
 
     return open_imagefolder(path, **options)

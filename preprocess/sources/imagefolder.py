@@ -17,7 +17,8 @@ recorded build config, meaning "from the images"; the manifest's shapes say what
 - ``size``: the images' side when they all share one square size. Images of differing sizes, or
   all of one non-square size, need ``--size`` (the side of the centre square to keep).
 
-Pixels are decoded lazily per shard (in the workers). The centre square of an image (side = its
+Pixels are decoded lazily per shard (in the workers). A photo's EXIF orientation tag (2..8) is applied
+first, so a camera's sideways shot is stored upright (an absent or unreadable tag means upright). The centre square of an image (side = its
 shorter side, at the exact centre in source coordinates, so a half-pixel offset when the margin is
 odd) is resized straight to size × size (bicubic, PIL's ``resize(box=...)``): no intermediate is larger than the decoded image, whatever the aspect ratio,
 so peak memory is bounded by ``MAX_PIXELS`` (about 9 bytes per pixel at worst, for a palette image
@@ -145,17 +146,17 @@ def _survey(files: list[Path]) -> tuple[dict[tuple[int, int], Path], bool]:
     return sizes, grey
 
 
-def _resolve_size(size: int | None, sizes: dict[tuple[int, int], Path]) -> int:
+def _resolve_size(size: int | None, sizes: dict[tuple[int, int], Path], source: str = "imagefolder") -> int:
     """``size``, or the images' common side when unset (an InputError naming --size if there is none)."""
     if size is not None:
         return size
     (first, path), *others = sizes.items()
     if others:
         other, other_path = others[0]
-        raise InputError(f"--size: expected a value for imagefolder: the images differ in size, e.g. "
+        raise InputError(f"--size: expected a value for {source}: the images differ in size, e.g. "
                          f"{path} is {first[0]}x{first[1]} and {other_path} is {other[0]}x{other[1]}")
     if first[0] != first[1]:
-        raise InputError(f"--size: expected a value for imagefolder: every image is {first[0]}x{first[1]} "
+        raise InputError(f"--size: expected a value for {source}: every image is {first[0]}x{first[1]} "
                          f"(not square, e.g. {path}); --size is the side of the centre square to keep")
     return first[0]
 
@@ -214,12 +215,32 @@ def _to_uint8(square: Image.Image, channels: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(array)).convert("L"))[..., None]
 
 
+_ORIENTATION_TAG = 0x0112
+_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                 8: Image.Transpose.ROTATE_90}
+"""EXIF orientation -> the transpose that shows the image upright (PIL's ImageOps.exif_transpose table)."""
+
+
+def _orientation(pil: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright, also when absent or unreadable: camera EXIF is often broken)."""
+    try:
+        value = pil.getexif().get(_ORIENTATION_TAG, 1)
+    except _DECODE_ERRORS:
+        return 1
+    return value if value in _ORIENTATIONS else 1
+
+
 def load_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """uint8 (size, size, channels): the centre square resized to ``size`` (see the module docstring)."""
+    """uint8 (size, size, channels): the upright image's centre square resized to ``size`` (see the module
+    docstring)."""
     with _open(path) as pil:
         try:
+            orientation = _orientation(pil)
             work = _working_image(path, pil)
-            square = work.resize((size, size), Image.BICUBIC, box=_centre_square(*pil.size))
+            if orientation != 1:  # a camera's sideways photo: turn it upright before cropping
+                work = work.transpose(_ORIENTATIONS[orientation])
+            square = work.resize((size, size), Image.BICUBIC, box=_centre_square(*work.size))
         except InputError:
             raise
         except _DECODE_ERRORS as exc:  # truncated or corrupt pixel data

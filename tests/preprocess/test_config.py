@@ -33,10 +33,10 @@ OUTPUT_CONFIGS = [
     ({"source": "mnist", "input": "/in/mnist", "ratio": 4, "method": "area", "samples_per_shard": 100, "seed": 3},
      {"encoding": "raw", "input": "/in/mnist", "method": "area", "ratio": 4, "samples_per_shard": 100, "seed": 3,
       "source": "mnist"}),
-    # imagefolder's pixels changed on purpose (revision 2, see preprocess.sources.SOURCE_REVISIONS)
+    # imagefolder's pixels changed on purpose (revision 3, see preprocess.sources.SOURCE_REVISIONS)
     ({"source": "imagefolder", "input": "/in/img", "size": 64, "channels": 1, "val_fraction": 0.2},
      {**_COMMON, "channels": 1, "input": "/in/img", "size": 64, "source": "imagefolder", "val_fraction": 0.2,
-      "source_revision": 2}),
+      "source_revision": 3}),
     ({"source": "synthetic"},
      {**_COMMON, "channels": 3, "input": None, "num_classes": 10, "num_train": 1024, "num_val": 256, "size": 32,
       "source": "synthetic"}),
@@ -80,15 +80,15 @@ def test_input_only_options_are_not_recorded():
 
 
 def test_option_sources_is_the_inverse_table():
-    assert option_sources("download") == ("cifar10", "cifar100")
-    assert option_sources("channels") == ("imagefolder", "synthetic")
+    assert option_sources("download") == ("cifar10", "cifar100", "imagenette")
+    assert option_sources("channels") == ("imagefolder", "imagenette", "synthetic")
     assert option_sources("label") == ("cifar100",)
 
 
 @pytest.mark.parametrize("extra, expect", [
     (["--label", "coarse"], "--label: only used by source cifar100, not synthetic"),
     (["--val-fraction", "0.2"], "--val-fraction: only used by source imagefolder, not synthetic"),
-    (["--download"], "--download: only used by source cifar10 or cifar100, not synthetic"),
+    (["--download"], "--download: only used by source cifar10 or cifar100 or imagenette, not synthetic"),
 ])
 def test_cli_refuses_an_option_of_another_source(capsys, tmp_path, extra, expect):
     code, _, err = run_cli(capsys, *synthetic_args(tmp_path / "out", *extra))

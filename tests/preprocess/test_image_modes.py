@@ -279,10 +279,11 @@ def test_extreme_aspect_ratio_stays_small(tmp_path):
 
 
 def test_imagefolder_records_its_source_revision_other_sources_do_not():
-    # imagefolder's pixels changed (revision 2): an older half-built dataset must not be resumed with them
+    # imagefolder's pixels changed (revision 3: EXIF orientation): an older half-built dataset must not be
+    # resumed with them
     from preprocess.config import BuildConfig
 
-    assert BuildConfig(source="imagefolder", out="o", input="x").output_config()["source_revision"] == 2
+    assert BuildConfig(source="imagefolder", out="o", input="x").output_config()["source_revision"] == 3
     assert "source_revision" not in BuildConfig(source="synthetic", out="o").output_config()
 
 
