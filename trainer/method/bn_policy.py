@@ -31,6 +31,8 @@ another policy removes them again.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -135,6 +137,24 @@ def has_mode_specific_parameters(model: nn.Module) -> bool:
         and "weight_low" in module._parameters
         for module in model.modules()
     )
+
+
+def full_steps_to_refresh(model: nn.Module, tolerance: float = 0.05) -> float:
+    """Full steps after which the running statistics hold less than ``tolerance`` of their older
+    values: ceil(ln(tolerance) / ln(1 - momentum)) for the slowest BN layer (29 at torch's 0.1);
+    inf when a layer keeps a cumulative average (momentum None), 0 when no layer tracks statistics.
+
+    Under every policy but ``shared`` only full steps move the running statistics, so fewer full
+    steps than this since the model last changed by low steps leave them stale for evaluation."""
+    momenta = [m.momentum for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not momenta:
+        return 0
+    if any(m is None for m in momenta):
+        return math.inf
+    slowest = min(momenta)
+    if slowest >= 1:
+        return 1
+    return math.ceil(math.log(tolerance) / math.log1p(-slowest))
 
 
 def _add_low_buffers(module: _BatchNorm) -> None:

@@ -492,7 +492,9 @@ def recalibrate_bn(model: nn.Module, batches: Iterable, *, max_batches: int | No
     Resets the statistics, then forwards the batches in full mode and train mode with a cumulative
     average (momentum None), so the result is the plain mean over the batches (FixRes-style
     correction of statistics that low steps disturbed, e.g. under the "shared" policy). Parameters
-    are untouched; mode, train/eval state and momenta are restored. Returns the batches used.
+    are untouched; mode, train/eval state and momenta are restored, and so are the RNG states (a model
+    with dropout draws masks in train mode: training after a re-estimation continues as without it).
+    Returns the batches used.
     """
     layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     momenta = [m.momentum for m in layers]
@@ -500,7 +502,8 @@ def recalibrate_bn(model: nn.Module, batches: Iterable, *, max_batches: int | No
              for m in layers]
     was_training = model.training
     used = 0
-    with mode_context(model, FULL):
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices), mode_context(model, FULL):
         for layer in layers:
             layer.reset_running_stats()
             layer.momentum = None

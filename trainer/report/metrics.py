@@ -7,8 +7,10 @@ Step record:  {"kind": "step", "step": global step (1-based count of optimiser s
 Epoch record: {"kind": "epoch", "epoch", "global_step", "lr", "steps", "train_loss_full",
                "train_loss_low", "train_acc_full", "train_acc_low" (null when the epoch had no step
                of that mode), "val_loss", "val_acc" (full mode, full resolution; null when not
-               evaluated), "train_wall_s" (cumulative training wall-clock, evaluation and
-               checkpointing excluded), "low_step_fraction" (of this epoch's steps)}
+               evaluated), "bn_recalibrated_batches" / "bn_recalibrate_s" (full batches and seconds
+               spent re-estimating BN statistics before that evaluation; only when it ran),
+               "train_wall_s" (cumulative training wall-clock, BN re-estimation included,
+               evaluation and checkpointing excluded), "low_step_fraction" (of this epoch's steps)}
 Accuracies are fractions in [0, 1]; times are seconds.
 """
 

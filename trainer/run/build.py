@@ -21,6 +21,7 @@ from preprocess.dataset_format import Manifest
 from trainer.run import distributed, host
 from trainer.run.config import ConfigError, DataConfig, ModelConfig, OptimConfig, TrainConfigRoot
 from trainer.run.distributed import DistInfo
+from trainer.run.lr_schedule import PROGRESS_SCHEDULES, ProgressLR
 
 log = logging.getLogger("lowmode.train")
 
@@ -34,7 +35,7 @@ class Components:
     train_model: torch.nn.Module
     eval_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.MultiStepLR
+    scheduler: torch.optim.lr_scheduler.MultiStepLR | ProgressLR
     schedule: ModeSchedule
     train_loader: Loader
     val_loader: Loader
@@ -76,6 +77,12 @@ def per_rank_batch(global_batch_size: int, world_size: int) -> int:
     return global_batch_size // world_size
 
 
+def stale_recalibration_enabled(mc: ModelConfig) -> bool:
+    """Whether evaluations after epochs with too few full steps re-estimate BN statistics first: a
+    converted model whose low steps leave the running statistics alone (every policy but ``shared``)."""
+    return mc.dual_mode and mc.bn_stale_batches > 0 and mc.bn_policy != "shared"
+
+
 def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Module, dict | None]:
     """The registry model for the dataset, converted for low mode when ``model.dual_mode`` (report as a
     dict, else None)."""
@@ -90,7 +97,8 @@ def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Modul
     if num_classes < manifest.num_classes:
         raise ConfigError(f"model.num_classes: {mc.num_classes}, but the dataset has {manifest.num_classes} "
                           f"classes; use 0 (from the dataset) or a value >= {manifest.num_classes}")
-    model = build_model(mc.name, num_classes=num_classes, in_channels=in_channels, stem=mc.stem)
+    model = build_model(mc.name, num_classes=num_classes, in_channels=in_channels, stem=mc.stem,
+                        width=mc.width or None)
     if not mc.dual_mode:
         return model, None
     preset = default_preset(mc.name) if mc.dual_preset == "auto" else (mc.dual_preset or None)
@@ -129,11 +137,15 @@ def wrap_model(model: torch.nn.Module, mc: ModelConfig, device: torch.device) ->
     return distributed.wrap_ddp(compiled, device, find_unused_parameters=has_mode_specific_parameters(model)), compiled
 
 
-def build_optimizer(model: torch.nn.Module,
-                    oc: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR]:
-    """SGD + per-epoch MultiStepLR (the scheduler is stepped at each epoch end)."""
+def build_optimizer(model: torch.nn.Module, oc: OptimConfig,
+                    epochs: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR | ProgressLR]:
+    """SGD + its LR schedule: per-epoch MultiStepLR (``step``, stepped at each epoch end) or a per-step
+    :class:`ProgressLR` (``cosine`` / ``linear``, set before each step)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=oc.lr, momentum=oc.momentum,
                                 weight_decay=oc.weight_decay, nesterov=oc.nesterov)
+    if oc.lr_schedule in PROGRESS_SCHEDULES:
+        return optimizer, ProgressLR(optimizer, shape=oc.lr_schedule, base_lr=oc.lr, epochs=epochs,
+                                     warmup_epochs=oc.warmup_epochs)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(oc.lr_milestones_epochs), gamma=oc.lr_gamma)
     return optimizer, scheduler
 
@@ -180,9 +192,9 @@ def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Comp
     train, val, recal = build_loaders(
         config.data, batch_size_per_rank=per_rank_batch(tc.global_batch_size, info.world_size), seed=tc.seed,
         info=info, device=device, schedule=schedule, channels_last=mc.channels_last,
-        recalibrate=mc.bn_recalibrate_batches > 0)
+        recalibrate=mc.bn_recalibrate_batches > 0 or stale_recalibration_enabled(mc))
     model, conversion = build_run_model(mc, train.manifest)
     train_model, eval_model = wrap_model(model, mc, device)
-    optimizer, scheduler = build_optimizer(model, config.optim)
+    optimizer, scheduler = build_optimizer(model, config.optim, tc.epochs)
     return Components(model, train_model, eval_model, optimizer, scheduler, schedule, train, val, recal, device,
                       conversion)

@@ -32,6 +32,7 @@ from trainer.report.rundir import tomllib
 from trainer.report.wandb_logger import WANDB_MODES
 from trainer.run.console import PROGRESS_MODES
 from trainer.run.distributed import DEVICES
+from trainer.run.lr_schedule import LR_SCHEDULES
 from trainer.run.precision import PRECISIONS
 
 
@@ -63,7 +64,11 @@ class ModelConfig:
     name: str = "resnet18"
     """Architecture (trainer.method.models.MODEL_NAMES): resnet18 | resnet50 | resnet8 | resnet20."""
     stem: str = "cifar_maxpool"
-    """Stem variant (trainer.method.models.STEMS; the paper's CIFAR ResNets keep a max-pool after the stem)."""
+    """Stem variant (trainer.method.models.STEMS; the paper's CIFAR ResNets keep a max-pool after the stem;
+    imagenet: torchvision's 7x7 stride-2 conv + max-pool, for photographs)."""
+    width: int = 0
+    """Channels of the first stage (later stages double them); 0 = the model's own (64 for resnet18/50,
+    16 for resnet8/20). FLOPs scale with width squared: size a photo model for the machine with it."""
     num_classes: int = 0
     """Output classes; 0 = number of classes in the dataset manifest."""
     in_channels: int = 0
@@ -86,7 +91,14 @@ class ModelConfig:
     """BatchNorm in low steps (trainer.method.bn_policy.BN_POLICIES): frozen (batch stats, running stats
     untouched) | shared | separate | private (own affine parameters and running stats)."""
     bn_recalibrate_batches: int = 0
-    """Before each evaluation re-estimate BN running stats from N full-mode train batches (0 = off)."""
+    """Before EVERY evaluation re-estimate BN running stats from N full-mode train batches (0 = only when
+    they are stale, see bn_stale_batches). The time counts as training wall-clock."""
+    bn_stale_batches: int = 8
+    """Before an evaluation whose running BN statistics are stale (the epoch before it had low steps and
+    fewer full steps than the running averages need to forget older values to 5%: 29 at BN's momentum
+    0.1), re-estimate them from this many full-mode train batches, so a low-first schedule's all-low
+    epochs report the accuracy of the model a user would keep (frozen, separate, private; ``shared``
+    keeps its documented behaviour). 0 = never. The time counts as training wall-clock."""
     channels_last: bool = False
     """Use channels_last memory format (GPU speed-up; no effect on results)."""
     compile: bool = False
@@ -102,6 +114,8 @@ class ModelConfig:
         _one_of("model.low_kernels", self.low_kernels, LOW_KERNELS)
         _one_of("model.bn_policy", self.bn_policy, BN_POLICIES)
         _check(self.bn_recalibrate_batches >= 0, "model.bn_recalibrate_batches", "an integer >= 0", self.bn_recalibrate_batches)
+        _check(self.bn_stale_batches >= 0, "model.bn_stale_batches", "an integer >= 0", self.bn_stale_batches)
+        _check(self.width >= 0, "model.width", "an integer >= 0 (0 = the model's own)", self.width)
         _check(self.num_classes >= 0, "model.num_classes", "an integer >= 0", self.num_classes)
         _check(self.in_channels >= 0, "model.in_channels", "an integer >= 0", self.in_channels)
         _check(all(k >= 1 and k % 2 == 1 for k in self.kernel_sizes), "model.kernel_sizes", "odd sizes >= 1", self.kernel_sizes)
@@ -143,6 +157,14 @@ class OptimConfig:
     weight_decay: float = 5e-4
     """L2 penalty applied by SGD to every parameter (BN and bias included, as in He et al.)."""
     nesterov: bool = False
+    lr_schedule: str = "step"
+    """step (the paper: x lr_gamma at each of lr_milestones_epochs, per epoch) | cosine | linear (per step,
+    a pure function of progress: warm-up over warmup_epochs, then decay to 0 at the end; milestones must be
+    []) — trainer.run.lr_schedule."""
+    warmup_epochs: float = 0.0
+    """cosine / linear: linear warm-up from 0 to lr over this many epochs (fractions allowed)."""
+    label_smoothing: float = 0.0
+    """Training loss: cross-entropy with this label smoothing (validation loss is plain cross-entropy)."""
     lr_milestones_epochs: tuple[int, ...] = (80, 120)
     """Epochs at which the LR is multiplied by lr_gamma (also start the full-only epochs)."""
     lr_gamma: float = 0.1
@@ -152,6 +174,11 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "optim.lr", "a positive number", self.lr)
+        _one_of("optim.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check(0 <= self.warmup_epochs < float("inf"), "optim.warmup_epochs", "a finite number >= 0", self.warmup_epochs)
+        _check(self.warmup_epochs == 0 or self.lr_schedule != "step", "optim.warmup_epochs",
+               "0 with optim.lr_schedule = 'step' (warm-up belongs to the cosine / linear schedules)", self.warmup_epochs)
+        _check(0 <= self.label_smoothing < 1, "optim.label_smoothing", "a number in [0, 1)", self.label_smoothing)
         _check(0 <= self.low_lr_scale < float("inf"), "optim.low_lr_scale", "a finite number >= 0 (0 = the low batch scale)",
                self.low_lr_scale)
         _check(0 <= self.momentum < 1, "optim.momentum", "a number in [0, 1)", self.momentum)
@@ -161,6 +188,8 @@ class OptimConfig:
         _check(all(m > 0 for m in ms) and list(ms) == sorted(set(ms)), "optim.lr_milestones_epochs",
                "strictly increasing positive epochs", ms)
         _check(not self.nesterov or self.momentum > 0, "optim.nesterov", "false when momentum is 0", self.nesterov)
+        _check(self.lr_schedule == "step" or not ms, "optim.lr_milestones_epochs",
+               f"[] with optim.lr_schedule = {self.lr_schedule!r} (milestones belong to the step schedule)", ms)
 
 
 @dataclass(frozen=True)
@@ -255,20 +284,21 @@ SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
 }
 
-# Keys that may change when a run is resumed (paths, logging, fault handling, speed-only settings):
-# left out of the hash. The speed-only ones (threads, memory layout) can change the last bits of a float
+# Keys that may change when a run is resumed (paths, logging, fault handling, speed-only settings, and
+# model.bn_stale_batches, which changes what evaluation sees but never the weights): left out of the hash. The speed-only ones (threads, memory layout) can change the last bits of a float
 # sum, so a resume that changes them continues validly but not bitwise as the uninterrupted run would.
 RESUMABLE_KEYS = (
     "data.dir", "data.num_workers", "data.batches_ahead", "model.channels_last", "logging.*", "checkpoint.*",
     "train.check_sync_every_steps", "train.dist_timeout_s", "train.num_threads", "train.keep_freed_memory",
-    "train.sync_every_steps",
+    "train.sync_every_steps", "model.bn_stale_batches",
 )
 
 
 # Keys added after checkpoint version 1: hashed only when they differ from their default, so the
 # checkpoints of runs that predate them (which ran with the default behaviour) stay resumable.
 LATER_KEYS = ("model.low_kernels", "optim.low_lr_scale", "schedule.ramp_end", "schedule.ramp_shape",
-              "schedule.low_batch_scale")
+              "schedule.low_batch_scale", "model.width", "optim.lr_schedule", "optim.warmup_epochs",
+              "optim.label_smoothing")
 
 
 @dataclass(frozen=True)
@@ -288,6 +318,9 @@ class TrainConfigRoot:
             raise ConfigError(f"model.dual_mode: must be true when schedule.policy is {self.schedule.policy!r} "
                               "(low steps need the converted model)")
         last = self.optim.lr_milestones_epochs[-1] if self.optim.lr_milestones_epochs else 0
+        if self.optim.warmup_epochs >= self.train.epochs:
+            raise ConfigError(f"optim.warmup_epochs: {self.optim.warmup_epochs} must be < train.epochs = "
+                              f"{self.train.epochs}")
         if last >= self.train.epochs:
             raise ConfigError(f"optim.lr_milestones_epochs: {self.optim.lr_milestones_epochs} must be "
                               f"< train.epochs = {self.train.epochs}")

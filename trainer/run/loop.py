@@ -11,8 +11,9 @@ all ranks stop or checkpoint after the same step. With N = 1 every step is a syn
 itself is never exchanged.
 
 Wall-clock (``train_wall_s``) sums each step's time from asking the loader for the batch to the
-end of the optimiser update (on CUDA: between the steps' end events); evaluation and checkpointing
-are excluded.
+end of the optimiser update (on CUDA: between the steps' end events), plus any re-estimation of the BN
+statistics before an evaluation (model.bn_recalibrate_batches / bn_stale_batches: work a user who keeps
+the model pays); evaluation itself and checkpointing are excluded.
 """
 
 from __future__ import annotations
@@ -26,18 +27,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pipeline.schedule import LOW
+from pipeline.schedule import FULL, LOW
+from trainer.method.bn_policy import full_steps_to_refresh
 from trainer.method.dualmode import recalibrate_bn, set_mode
 from trainer.report.metrics import EpochAccumulator, MetricsWriter
 from trainer.report.rundir import RunDir
 from trainer.report.wandb_logger import WandbLogger
 from trainer.run import checkpoint as ckpt
 from trainer.run import distributed
-from trainer.run.build import Components
+from trainer.run.build import Components, stale_recalibration_enabled
 from trainer.run.config import TrainConfigRoot, hashed_view
 from trainer.run.console import Console
 from trainer.run.distributed import DistInfo
 from trainer.run.evaluate import evaluate
+from trainer.run.lr_schedule import ProgressLR
 from trainer.run.precision import autocast_context
 from trainer.run.signals import StopRequest
 
@@ -78,6 +81,9 @@ class Trainer:
         self.window = StepWindow(parts.device)
         # Mix&Match B+: a low step of k times the batch takes k times the LR (linear scaling) unless set.
         self.low_lr_scale = config.optim.low_lr_scale or float(config.schedule.low_batch_scale)
+        # Full steps an epoch needs for its running BN statistics to be the current model's (29 at BN's
+        # momentum 0.1); fewer, after low steps moved the weights, and evaluation re-estimates them.
+        self.bn_refresh_steps = full_steps_to_refresh(parts.model)
 
     # ------------------------------------------------------------------ state (the checkpoint format)
 
@@ -139,6 +145,7 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> None:
         loader = self.parts.train_loader
         steps = loader.steps_in_epoch(epoch)  # varies by epoch when low steps take a larger batch
+        self.steps_in_epoch = steps
         if self.progress.step_in_epoch >= steps:
             return  # a checkpoint taken after the epoch's last step: only the epoch end remains
         self.console.open_epoch(epoch, steps, self.progress.step_in_epoch)
@@ -164,9 +171,11 @@ class Trainer:
         p, tc = self.parts, self.config.train
         self._check_batch(batch)
         set_mode(p.train_model, batch.mode)
+        if isinstance(p.scheduler, ProgressLR):  # cosine / linear: this step's LR from the progress
+            p.scheduler.set_progress(epoch, batch.step, self.steps_in_epoch)
         with autocast_context(p.device, tc.precision):
             logits = p.train_model(batch.images)
-        loss = F.cross_entropy(logits.float(), batch.labels)
+        loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.config.optim.label_smoothing)
         p.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         n = batch.labels.numel()
@@ -256,7 +265,7 @@ class Trainer:
         record.update(val_loss=None, val_acc=None)
         last = epoch == tc.epochs - 1
         if last or (epoch + 1) % tc.eval_every_epochs == 0:
-            self._recalibrate(epoch)
+            record.update(self._recalibrate(epoch))
             record.update(evaluate(p.eval_model, p.val_loader.epoch(0), p.device, precision=tc.precision))
         record["train_wall_s"] = self.progress.train_wall_s
         p.scheduler.step()
@@ -270,12 +279,36 @@ class Trainer:
         self.console.epoch(record)
         self.save()
 
-    def _recalibrate(self, epoch: int) -> None:
-        n = self.config.model.bn_recalibrate_batches
+    def _recalibration_batches(self) -> int:
+        """Full batches to re-estimate BN statistics from before this epoch's evaluation: every time with
+        ``model.bn_recalibrate_batches``; else ``model.bn_stale_batches`` when the epoch had low steps and
+        too few full steps to refresh the running statistics (the same numbers on every rank)."""
+        mc = self.config.model
+        if mc.bn_recalibrate_batches:
+            return mc.bn_recalibrate_batches
+        if self.parts.recal_loader is None or not stale_recalibration_enabled(mc):
+            return 0
+        full, low = (self.acc.sums[mode]["steps"] for mode in (FULL, LOW))
+        return mc.bn_stale_batches if low and full < self.bn_refresh_steps else 0
+
+    def _recalibrate(self, epoch: int) -> dict[str, Any]:
+        """BN re-estimation before an evaluation, when due. Its time is training wall-clock (the model a
+        user keeps needs it; counted as evaluation it would flatter low mode)."""
+        n = self._recalibration_batches()
         if not n:
-            return
-        recalibrate_bn(self.parts.eval_model, self.parts.recal_loader.epoch(epoch), max_batches=n)
+            return {}
+        start = time.perf_counter()
+        batches = self.parts.recal_loader.epoch(epoch)
+        try:
+            used = recalibrate_bn(self.parts.eval_model, batches, max_batches=n)
+        finally:
+            batches.close()  # stops the loader's handover thread (it is one batch ahead)
         distributed.broadcast_buffers(self.parts.model)
+        if self.parts.device.type == "cuda":
+            torch.cuda.synchronize(self.parts.device)
+        seconds = time.perf_counter() - start
+        self.progress.train_wall_s += seconds
+        return {"bn_recalibrated_batches": used, "bn_recalibrate_s": seconds}
 
 
 def _grad_norm(model: torch.nn.Module) -> torch.Tensor:

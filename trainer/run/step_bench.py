@@ -15,6 +15,9 @@ model's (both models' full modes are the unconverted network). Models are conver
 default preset and the ``frozen`` BN policy; SGD has momentum 0.9 and weight decay 5e-4.
 ``--compile`` compiles the models (not the optimizer step) with ``dynamic=False``.
 
+``--stem`` / ``--width`` choose the registry model's stem and first-stage width (photographs:
+``--stem imagenet --size 128 --width 32``); ``--profile`` adds ``conv_share_full`` (see :func:`conv_share`).
+
 Result keys (one flat JSON object): ``full_ms``, ``low_ms``, ``keep_low_ms``; ``ratio`` =
 low/full and ``keep_ratio`` = keep low/full (wall-clock); ``flops_ratio``, ``keep_flops_ratio``;
 ``full_gflops``, ``low_gflops``, ``keep_low_gflops``; ``peak_mem_full_mb``, ``peak_mem_low_mb``,
@@ -57,7 +60,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainer.method.dualmode import set_mode
-from trainer.method.models import MODEL_NAMES, build_dual_mode_model, build_model
+from trainer.method.models import MODEL_NAMES, STEMS, build_dual_mode_model, build_model, default_width
 from trainer.run.host import keep_freed_memory
 
 # The timed steps, in the order each round runs them: name -> (model kind, mode).
@@ -88,6 +91,13 @@ class BenchConfig:
     """full-mode image side (pixels)"""
     in_channels: int = 3
     """input channels (1 for Fashion-MNIST)"""
+    stem: str = "cifar_maxpool"
+    """the model's stem (trainer.method.models.STEMS; "imagenet" for photographs)"""
+    width: int = 0
+    """the first stage's channels (0: the model's own, 64 for ResNet-18/50)"""
+    profile: bool = False
+    """also profile one full step (torch.profiler): ``conv_share_full``, the convolutions' share of its
+    operator time (forward + backward), which tells whether a configuration is compute-bound"""
     threads: int = 0
     """CPU threads for torch (0: leave torch's default)"""
     keep_freed_memory: bool = True
@@ -98,6 +108,10 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {self.model!r}")
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {list(STEMS)}, got {self.stem!r}")
+        if self.width < 0:
+            raise ValueError(f"width must be >= 0 (0: the model's own), got {self.width}")
         for name in ("batch_size", "iters", "ratio", "full_size", "in_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -196,10 +210,11 @@ def _setup(cfg: BenchConfig, device: torch.device, kind: str) -> dict:
     """One model with its optimizer and (compiled, eager) steps; seed 0 weights. ``kind``: "baseline"
     (unconverted) or the conversion's ``low_kernels`` ("pool", "keep")."""
     torch.manual_seed(0)
+    shape = dict(in_channels=cfg.in_channels, stem=cfg.stem, width=cfg.width or None)
     if kind == "baseline":
-        model = build_model(cfg.model, in_channels=cfg.in_channels)
+        model = build_model(cfg.model, **shape)
     else:
-        model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio, in_channels=cfg.in_channels, low_kernels=kind)
+        model, _ = build_dual_mode_model(cfg.model, ratio=cfg.ratio, low_kernels=kind, **shape)
     model = model.to(device).train()
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -216,8 +231,9 @@ def run_benchmark(cfg: BenchConfig) -> dict:
     kept = keep_freed_memory() if cfg.keep_freed_memory else False
     device = torch.device(cfg.device)
     setups = {kind: _setup(cfg, device, kind) for kind in ("pool", "keep", "baseline")}
-    result = {"model": cfg.model, "device": cfg.device, "batch_size": cfg.batch_size,
-              "full_size": cfg.full_size, "in_channels": cfg.in_channels}
+    result = {"model": cfg.model, "stem": cfg.stem, "width": cfg.width or default_width(cfg.model),
+              "device": cfg.device, "batch_size": cfg.batch_size, "full_size": cfg.full_size,
+              "in_channels": cfg.in_channels}
     sizes = {"full": cfg.full_size, "low": cfg.full_size // cfg.ratio}
     inputs = {mode: _inputs(cfg, cfg.in_channels, size, device) for mode, size in sizes.items()}
     entries = {name: (setups[kind]["step"], setups[kind]["model"], mode, inputs[mode])
@@ -264,7 +280,35 @@ def run_benchmark(cfg: BenchConfig) -> dict:
         channels_last=cfg.channels_last, bf16=cfg.bf16, compile=cfg.compile,
         threads=torch.get_num_threads(), iters=cfg.iters, warmup=cfg.warmup, keep_freed_memory=kept,
     )
+    if cfg.profile:
+        set_mode(setups["pool"]["model"], "full")
+        result["conv_share_full"] = round(conv_share(setups["pool"]["eager_step"], *inputs["full"]), 4)
     return result
+
+
+CONV_OPS = ("conv", "mkldnn_convolution", "cudnn_convolution")
+"""Operator names (substrings) counted as convolution work: forward and backward kernels of every backend."""
+
+
+def conv_share(step, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The convolutions' share of one step's operator self time (CPU: all of it; CUDA: device time).
+
+    Leaf operators only (self time), so nothing is counted twice; the rest is BN, ReLU, pooling, the
+    loss, the optimiser and copies — the work a lower resolution does not shrink in proportion."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = images.is_cuda
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    step(images, labels)  # warm: allocator and kernels chosen outside the profile
+    with profile(activities=activities) as prof:
+        step(images, labels)
+        if cuda:
+            torch.cuda.synchronize()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if not e.key.startswith("ProfilerStep")]
+    total = sum(getattr(e, key) for e in events)
+    conv = sum(getattr(e, key) for e in events if any(op in e.key for op in CONV_OPS))
+    return conv / total if total else 0.0
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
@@ -281,6 +325,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
     parser.add_argument("--ratio", type=int, default=2)
     parser.add_argument("--size", type=int, default=32, help="full-mode image side in pixels (28 for Fashion-MNIST)")
     parser.add_argument("--in-channels", type=int, default=3, help="input channels (1 for Fashion-MNIST)")
+    parser.add_argument("--stem", default="cifar_maxpool", choices=STEMS, help="imagenet for photographs")
+    parser.add_argument("--width", type=int, default=0, help="first stage's channels (0: the model's own)")
+    parser.add_argument("--profile", action="store_true", help="also profile a full step: conv_share_full")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-keep-freed-memory", dest="keep_freed_memory", action="store_false",
                         help="leave glibc's allocator defaults (a run's train.keep_freed_memory = false)")
@@ -291,6 +338,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
         channels_last=args.channels_last, bf16=args.bf16, compile=args.compile,
         warmup=args.warmup, iters=args.iters, ratio=args.ratio, threads=args.threads,
         full_size=args.size, in_channels=args.in_channels, keep_freed_memory=args.keep_freed_memory,
+        stem=args.stem, width=args.width, profile=args.profile,
     ), args.json
 
 

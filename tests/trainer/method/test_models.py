@@ -62,3 +62,41 @@ def test_build_dual_mode_model_passes_options():
     assert model.fc.out_features == 4 and model.conv1.in_channels == 1
     assert report.to_dict()["bn_layers"] == 9
     assert "6 convs converted (3x3->1x1)" in report.summary()
+
+
+@pytest.mark.parametrize("name,factory", [("resnet18", "resnet18"), ("resnet50", "resnet50")])
+def test_width_64_is_torchvisions_network_weight_for_weight(name, factory):
+    from torchvision.models import resnet as tv
+
+    from trainer.method.models import _stem
+
+    torch.manual_seed(7)
+    reference = getattr(tv, factory)(weights=None, num_classes=10)
+    reference.conv1, reference.maxpool = _stem("imagenet", 3, 64)  # what the registry did before `width`
+    torch.manual_seed(7)
+    ours, theirs = build_model(name, stem="imagenet", width=64).state_dict(), reference.state_dict()
+    assert list(ours) == list(theirs)
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    torch.manual_seed(7)
+    default = build_model(name, stem="imagenet").state_dict()
+    assert all(torch.equal(default[k], reference.state_dict()[k]) for k in default)  # 64 is the default
+
+
+@pytest.mark.parametrize("name,width,stage_channels", [
+    ("resnet18", 16, (16, 32, 64, 128)), ("resnet50", 8, (32, 64, 128, 256)), ("resnet20", 8, (8, 16, 32)),
+])
+def test_width_scales_every_stage(name, width, stage_channels):
+    model = build_model(name, stem="imagenet", width=width, num_classes=10)
+    layers = [getattr(model, f"layer{i}") for i in range(1, len(stage_channels) + 1)]
+    outs = [layer[-1].bn3.num_features if hasattr(layer[-1], "bn3") else layer[-1].bn2.num_features
+            for layer in layers]
+    assert tuple(outs) == stage_channels and model.conv1.out_channels == width
+    assert model.fc.in_features == stage_channels[-1]
+    if name == "resnet50":  # bottleneck inner width = planes (torchvision's base_width 64 rule, scaled)
+        assert model.layer1[0].conv2.in_channels == width
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+
+
+def test_width_must_be_positive():
+    with pytest.raises(ValueError, match="width"):
+        build_model("resnet18", width=0)

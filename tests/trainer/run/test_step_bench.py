@@ -65,3 +65,24 @@ def test_bench_fashion_mnist_shape(capsys):
     assert 0.2 < result["keep_flops_ratio"] < 0.3 and result["keep_low_ms"] > 0
     with pytest.raises(ValueError, match="in_channels"):
         BenchConfig(in_channels=0)
+
+
+def test_bench_photo_model_options_and_conv_share(capsys):
+    # the Imagenette shape in miniature: ImageNet stem, a narrow ResNet-18, a profiled full step
+    assert main(["--model", "resnet18", "--stem", "imagenet", "--width", "8", "--size", "64", "--batch-size", "2",
+                 "--warmup", "1", "--iters", "1", "--threads", "1", "--profile", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["stem"], result["width"], result["full_size"]) == ("imagenet", 8, 64)
+    assert 0.2 < result["conv_share_full"] < 1.0  # convolutions dominate even this tiny step
+    # pool: the stem max-pool skipped, layer convs at the full step's map sizes with 1x1 kernels (1/9);
+    # keep: the same 3x3 kernels on a quarter of the pixels (1/4); the stem costs 1/4 in both
+    assert 0.08 < result["flops_ratio"] < result["keep_flops_ratio"] < 0.3
+    assert main(["--model", "resnet8", "--batch-size", "2", "--warmup", "1", "--iters", "1", "--json"]) == 0
+    assert "conv_share_full" not in json.loads(capsys.readouterr().out)  # only with --profile
+
+
+def test_bench_rejects_bad_stem_and_width():
+    with pytest.raises(ValueError, match="stem"):
+        BenchConfig(stem="vit")
+    with pytest.raises(ValueError, match="width"):
+        BenchConfig(width=-1)
