@@ -212,20 +212,56 @@ def write_plots(runs: list[Run], target: float, out: Path, frontier_result: dict
     plt.close(fig)
 
 
-def frontier(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
-    """The frontier analysis (trainer.report.frontier) of loaded runs."""
-    points = [frontier_view.RunPoint(str(r.path), r.config, r.evaluated[-1]["val_acc"],
-                                     float(r.epochs[-1]["train_wall_s"])) for r in runs]
+def run_cost(run: Run, step_costs: dict[str, float] | None) -> float:
+    """Training wall-clock, or with ``step_costs`` (a trainer.bench result) full-step equivalents."""
+    if step_costs is None:
+        return float(run.epochs[-1]["train_wall_s"])
+    missing = [k for k in ("steps_full", "steps_low") if run.summary.get(k) is None]
+    if missing:
+        raise CompareError(f"{run.path}: summary.json lacks {missing[0]} (needed for full-step equivalents)")
+    recalibrated = sum(int(e.get("bn_recalibrated_batches", 0)) for e in run.epochs)
+    return frontier_view.full_step_equivalents(run.config, run.summary["steps_full"], run.summary["steps_low"],
+                                               recalibrated, step_costs)
+
+
+def load_step_costs(path: str | Path) -> dict[str, float]:
+    """The low/full step cost ratios of a ``python -m trainer.bench --json`` result."""
     try:
-        return frontier_view.analyse(points, baseline)
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CompareError(f"--step-costs {path}: cannot read a trainer.bench JSON ({exc})") from None
+    costs = {}
+    for key in ("ratio", "keep_ratio"):
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise CompareError(f"--step-costs {path}: field {key!r} must be a positive number "
+                               f"(a `python -m trainer.bench --json` result), got {value!r}")
+        costs[key] = float(value)
+    return costs
+
+
+def frontier(runs: list[Run], baseline: str | None = None,
+             step_costs: dict[str, float] | None = None) -> dict[str, Any]:
+    """The frontier analysis (trainer.report.frontier) of loaded runs, in training wall-clock or, with
+    ``step_costs``, in full-step equivalents."""
+    points = [frontier_view.RunPoint(str(r.path), r.config, r.evaluated[-1]["val_acc"], run_cost(r, step_costs))
+              for r in runs]
+    cost = frontier_view.WALL_CLOCK if step_costs is None else frontier_view.FULL_STEPS
+    try:
+        return frontier_view.analyse(points, baseline, cost)
     except frontier_view.FrontierError as exc:
         raise CompareError(f"--frontier: {exc}") from None
 
 
 def compare(run_dirs: list[str], *, target_acc: float | None = None, baseline: str | None = None,
-            out: str | Path | None = None, with_frontier: bool = False) -> dict[str, Any]:
+            out: str | Path | None = None, with_frontier: bool = False,
+            step_costs: str | Path | None = None) -> dict[str, Any]:
     """Load, analyse and (when ``out``) write table.md, compare.json and the plots (and the frontier's
-    files when ``with_frontier``); returns the results."""
+    files when ``with_frontier``, and frontier_fse.* in full-step equivalents with ``step_costs``, the path
+    of a trainer.bench JSON); returns the results."""
+    costs = load_step_costs(step_costs) if step_costs is not None else None
+    if costs is not None and not with_frontier:
+        raise CompareError("--step-costs: only used with --frontier")
     runs = [load_run(p) for p in run_dirs]
     base = pick_baseline(runs, baseline)
     if target_acc is None:
@@ -241,6 +277,9 @@ def compare(run_dirs: list[str], *, target_acc: float | None = None, baseline: s
     if with_frontier:
         result["frontier"] = frontier(runs, baseline)
         result["frontier_table"] = frontier_view.markdown(result["frontier"])
+        if costs is not None:
+            result["frontier_fse"] = frontier(runs, baseline, costs)
+            result["frontier_fse_table"] = frontier_view.markdown(result["frontier_fse"])
     if out is not None:
         out = Path(out)
         if out.exists() and not out.is_dir():
@@ -248,9 +287,11 @@ def compare(run_dirs: list[str], *, target_acc: float | None = None, baseline: s
         out.mkdir(parents=True, exist_ok=True)
         if with_frontier:
             frontier_view.write_outputs(result["frontier"], out)
+        if "frontier_fse" in result:
+            frontier_view.write_outputs(result["frontier_fse"], out, "frontier_fse")
         (out / "table.md").write_text(table)
         (out / "compare.json").write_text(json.dumps({k: v for k, v in result.items() if k not in (
-            "table", "frontier", "frontier_table")}, indent=2) + "\n")
+            "table", "frontier", "frontier_table", "frontier_fse", "frontier_fse_table")}, indent=2) + "\n")
         write_plots(runs, target, out, result.get("frontier"))
     return result
 
@@ -266,18 +307,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frontier", action="store_true",
                         help="also write the accuracy-vs-time frontier (frontier.md/.json/.png): runs grouped into "
                              "families (config minus budget and seed), time saved at equal accuracy")
+    parser.add_argument("--step-costs", default=None, metavar="BENCH_JSON",
+                        help="with --frontier: also the frontier in full-step equivalents (frontier_fse.*), full "
+                             "steps + low steps x batch multiple x the low/full cost ratio of this "
+                             "`python -m trainer.bench --json` result (ratio for pooled kernels, keep_ratio for kept)")
     parser.add_argument("--out", default="compare",
                         help="output directory for table.md, compare.json and the PNGs (default: ./compare)")
     args = parser.parse_args(argv)
     try:
         result = compare(args.runs, target_acc=args.target_acc, baseline=args.baseline, out=args.out,
-                         with_frontier=args.frontier)
+                         with_frontier=args.frontier, step_costs=args.step_costs)
     except CompareError as exc:
         print(f"lowmode-compare: error: {exc}", file=sys.stderr)
         return 2
     if args.frontier:
         print(result["frontier_table"])
         print(f"written: {Path(args.out) / 'frontier.md'}, frontier.json, frontier.png\n")
+        if "frontier_fse_table" in result:
+            print(result["frontier_fse_table"])
+            print(f"written: {Path(args.out) / 'frontier_fse.md'}, frontier_fse.json, frontier_fse.png\n")
     print(result["table"], end="")
     print(f"\nwritten: {Path(args.out) / 'table.md'}, compare.json, accuracy_vs_time.png, velocity.png, compare.png")
     return 0

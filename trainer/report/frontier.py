@@ -46,7 +46,9 @@ class RunPoint:
     config: dict[str, Any]
     """Flat {"section.key": value} of RUN/config.toml."""
     final_acc: float
-    train_wall_s: float
+    cost: float
+    """The training cost compared: wall-clock seconds (default) or full-step equivalents (see
+    :func:`full_step_equivalents`)."""
 
     @property
     def epochs(self) -> int:
@@ -116,12 +118,12 @@ def group_points(runs: list[RunPoint], baseline_config: dict[str, Any]) -> list[
     points = []
     for (key, epochs), members in groups.items():
         acc, acc_std = _mean_std([r.final_acc for r in members])
-        time_s, time_std = _mean_std([r.train_wall_s for r in members])
+        time_s, time_std = _mean_std([r.cost for r in members])
         points.append(Point(family=labels[key], epochs=epochs, seeds=sorted(r.seed for r in members),
                             runs=sorted(r.path for r in members), acc=acc, acc_std=acc_std, time_s=time_s,
                             time_std=time_std,
                             runs_detail=[{"path": r.path, "seed": r.seed, "final_acc": r.final_acc,
-                                          "train_wall_s": r.train_wall_s} for r in members]))
+                                          "cost": r.cost} for r in members]))
     return sorted(points, key=lambda p: (p.family != "baseline", p.family, p.time_s))
 
 
@@ -149,8 +151,28 @@ def baseline_time_at(acc: float, frontier: list[tuple[float, float]]) -> tuple[f
     return env[0][0], ON  # acc equals the only (or cheapest) point's accuracy
 
 
-def analyse(runs: list[RunPoint], baseline_path: str | None = None) -> dict[str, Any]:
-    """Points, the baseline frontier and each non-baseline point's time saved at equal accuracy."""
+WALL_CLOCK = "train wall-clock (s)"
+FULL_STEPS = "full-step equivalents"
+
+
+def full_step_equivalents(config: dict[str, Any], steps_full: int, steps_low: int, recalibrated_batches: int,
+                          step_costs: dict[str, float]) -> float:
+    """A run's training cost in full steps: full + low x k x c + BN re-estimation batches.
+
+    c is the low/full cost ratio of the run's low step measured in paired bench rounds (``trainer.bench``:
+    ``ratio`` for the paper's pooled kernels, ``keep_ratio`` for kept ones), k the low step's batch
+    multiple (``schedule.low_batch_scale``: a step of k x the images costs about k times as much), and each
+    BN re-estimation batch counts as a whole full step (a forward pass only: an upper bound). No machine
+    drift biases it, and a GPU user gets their own saving by putting in their own ratio."""
+    kind = config.get("model.low_kernels", "pool")
+    ratio = step_costs["keep_ratio" if kind == "keep" else "ratio"]
+    k = float(config.get("schedule.low_batch_scale", 1))
+    return steps_full + steps_low * k * ratio + recalibrated_batches
+
+
+def analyse(runs: list[RunPoint], baseline_path: str | None = None, cost: str = WALL_CLOCK) -> dict[str, Any]:
+    """Points, the baseline frontier and each non-baseline point's time saved at equal accuracy (``cost``
+    names what the runs' ``cost`` measures)."""
     if not runs:
         raise FrontierError("no runs")
     if baseline_path is not None:
@@ -176,7 +198,7 @@ def analyse(runs: list[RunPoint], baseline_path: str | None = None) -> dict[str,
         elif point.status == BELOW:
             point.time_saved_bound = 1.0 - point.time_s / cheapest
     best = max(base, key=lambda p: p.acc)
-    return {"baseline_family": family_key(baseline_config), "best_baseline_acc": best.acc,
+    return {"cost": cost, "baseline_family": family_key(baseline_config), "best_baseline_acc": best.acc,
             "best_baseline_epochs": best.epochs, "frontier": envelope(frontier),
             "points": [asdict(p) for p in points]}
 
@@ -187,8 +209,9 @@ def _pct(v: float | None, digits: int = 2) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     """The frontier table: one row per point, time saved at equal accuracy against the baseline frontier."""
-    lines = ["| family | epochs | seeds | final acc (mean ± sd) | train wall-clock (s, mean) | "
-             "baseline time at that acc (s) | time saved at equal accuracy |", "|" + "---|" * 7]
+    cost = result.get("cost", WALL_CLOCK)
+    lines = [f"| family | epochs | seeds | final acc (mean ± sd) | {cost}, mean | "
+             "baseline cost at that acc | time saved at equal accuracy |", "|" + "---|" * 7]
     for p in result["points"]:
         acc = _pct(p["acc"]) + ("" if p["acc_std"] is None else f" ± {100 * p['acc_std']:.2f}")
         if p["status"] == "baseline":
@@ -205,7 +228,8 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{p['time_s']:.1f} | {base_t} | {saved} |")
     note = (f"Best baseline: {_pct(result['best_baseline_acc'])} at {result['best_baseline_epochs']} epochs. "
             "Time saved = 1 − t / t_baseline(a), t_baseline interpolated linearly on the baseline frontier's "
-            "upper envelope; times are training wall-clock (evaluation excluded).")
+            f"upper envelope; t is the {cost}" + (" (evaluation excluded)." if cost == WALL_CLOCK else
+            ": full steps + low steps × batch multiple × the low/full step cost ratio + BN re-estimation batches."))
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
@@ -216,20 +240,23 @@ def plot(ax, result: dict[str, Any]) -> None:
         families.setdefault(p["family"], []).append(p)
     for name, pts in families.items():
         pts = sorted(pts, key=lambda p: p["time_s"])
-        ax.errorbar([p["time_s"] / 60 for p in pts], [100 * p["acc"] for p in pts],
+        scale = 60 if result.get("cost", WALL_CLOCK) == WALL_CLOCK else 1
+        ax.errorbar([p["time_s"] / scale for p in pts], [100 * p["acc"] for p in pts],
                     yerr=[100 * (p["acc_std"] or 0.0) for p in pts], marker="o", capsize=3,
                     linewidth=2.5 if name == "baseline" else 1.2, label=name)
-    ax.set(xlabel="training wall-clock (min, evaluation excluded; mean over seeds)",
+    wall = result.get("cost", WALL_CLOCK) == WALL_CLOCK
+    ax.set(xlabel="training wall-clock (min, evaluation excluded; mean over seeds)" if wall else
+           "training cost (full-step equivalents; mean over seeds)",
            ylabel="final validation accuracy (%)", title="Accuracy vs training time (one point per budget)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=1, frameon=False)
 
 
-def write_outputs(result: dict[str, Any], out: Path) -> None:
-    """frontier.json, frontier.md and frontier.png in ``out``."""
+def write_outputs(result: dict[str, Any], out: Path, name: str = "frontier") -> None:
+    """NAME.json, NAME.md and NAME.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "frontier.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "frontier.md").write_text(markdown(result))
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(result))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,5 +264,5 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     plot(ax, result)
-    fig.savefig(out / "frontier.png", dpi=120, bbox_inches="tight")  # the legend sits below the axes
+    fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")  # the legend sits below the axes
     plt.close(fig)

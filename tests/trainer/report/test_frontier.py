@@ -103,3 +103,38 @@ def test_cli_writes_the_frontier_files(tmp_path, capsys):
     assert (out / "frontier.md").read_text().startswith("| family |")
     assert main([runs[2], "--frontier", "--out", str(tmp_path / "x")]) == 2
     assert "no baseline run" in capsys.readouterr().err
+
+
+def test_full_step_equivalents_count_each_low_step_at_its_measured_cost():
+    costs = {"ratio": 0.2, "keep_ratio": 0.3}
+    assert fr.full_step_equivalents({}, 100, 50, 0, costs) == pytest.approx(110)  # pooled kernels: 0.2
+    keep = {"model.low_kernels": "keep"}
+    assert fr.full_step_equivalents(keep, 100, 50, 8, costs) == pytest.approx(100 + 15 + 8)
+    doubled = {"model.low_kernels": "keep", "schedule.low_batch_scale": 2}  # 2x the images per low step
+    assert fr.full_step_equivalents(doubled, 100, 50, 0, costs) == pytest.approx(130)
+
+
+def test_cli_frontier_in_full_step_equivalents(tmp_path, capsys):
+    def write(name, policy, epochs, acc, full, low, extra=""):
+        path = _write_run(tmp_path / name, policy, epochs, acc, 999.0)
+        with open(path + "/config.toml", "a") as f:
+            f.write(extra)
+        (tmp_path / name / "summary.json").write_text(json.dumps({"steps_full": full, "steps_low": low}))
+        return path
+
+    runs = [write("b5", "none", 5, 0.8, 500, 0), write("b10", "none", 10, 0.9, 1000, 0),
+            write("k10", "ramp", 10, 0.85, 500, 500, '[model]\nlow_kernels = "keep"\n')]
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"ratio": 0.25, "keep_ratio": 0.4, "full_ms": 1.0}))
+    out = tmp_path / "out"
+    assert main([*runs, "--frontier", "--step-costs", str(bench), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    # 500 + 500 x 0.4 = 700 full steps; the baseline reaches 0.85 at 750: 6.7% saved (all wall-clocks equal)
+    assert "| 85.00% | 700.0 | 750.0 | 6.7% |" in printed
+    saved = json.loads((out / "frontier_fse.json").read_text())
+    assert saved["cost"] == fr.FULL_STEPS and (out / "frontier_fse.png").is_file()
+    assert json.loads((out / "frontier.json").read_text())["cost"] == fr.WALL_CLOCK
+    bench.write_text(json.dumps({"ratio": 0.25}))
+    assert main([*runs, "--frontier", "--step-costs", str(bench), "--out", str(out)]) == 2
+    assert "field 'keep_ratio' must be a positive number" in capsys.readouterr().err
+    assert main([*runs, "--step-costs", str(bench), "--out", str(out)]) == 2  # without --frontier
