@@ -18,7 +18,7 @@ PRESETS = sorted(CONFIGS.glob("*.toml"))
 
 def test_all_presets_exist_and_load():
     names = {p.stem for p in PRESETS}
-    for stem in ("cifar10_resnet18", "cifar10_resnet50", "fmnist_small"):
+    for stem in ("cifar10_resnet18", "cifar10_resnet50", "fmnist_small", "imagenette"):
         assert {f"{stem}_baseline", f"{stem}_lowmode"} <= names
     for path in PRESETS:
         config = load_config(path)
@@ -42,13 +42,24 @@ def test_cifar_presets_have_the_papers_settings(model):
     assert sched.full_only_epoch(80) and sched.full_only_epoch(83) and not sched.full_only_epoch(84)
 
 
-@pytest.mark.parametrize("stem", ["cifar10_resnet18", "cifar10_resnet50", "fmnist_small"])
+@pytest.mark.parametrize("stem", ["cifar10_resnet18", "cifar10_resnet50", "fmnist_small", "imagenette"])
 def test_baseline_and_lowmode_differ_only_in_the_mode(stem):
     base = hashed_view(load_config(CONFIGS / f"{stem}_baseline.toml").to_dict())
     low = hashed_view(load_config(CONFIGS / f"{stem}_lowmode.toml").to_dict())
     assert {k for k in base if base[k] != low[k]} == {"schedule.policy", "model.dual_mode"}
     assert load_config(CONFIGS / f"{stem}_baseline.toml").job_type() == "baseline"
     assert load_config(CONFIGS / f"{stem}_lowmode.toml").logging.experiment == stem
+
+
+def test_imagenette_presets_share_the_tuned_baseline():
+    base = load_config(CONFIGS / "imagenette_baseline.toml")
+    assert (base.model.name, base.model.stem, base.model.width) == ("resnet18", "imagenet", 32)
+    assert (base.optim.lr_schedule, base.optim.lr_milestones_epochs, base.optim.label_smoothing) == ("cosine", (), 0.1)
+    best = hashed_view(load_config(CONFIGS / "imagenette_best.toml").to_dict())
+    flat = hashed_view(base.to_dict())
+    assert {k for k in set(flat) | set(best) if flat.get(k) != best.get(k)} == {
+        "schedule.policy", "schedule.p", "schedule.ramp_end", "schedule.ramp_shape", "model.dual_mode",
+        "model.low_kernels"}
 
 
 def test_overrides_are_toml_literals_with_string_fallback():
