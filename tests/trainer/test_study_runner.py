@@ -89,3 +89,16 @@ def test_a_budget_without_milestones_is_named(spec, tmp_path):
     spec.write_text(spec.read_text().replace("budgets = [2]", "budgets = [3]", 1))
     with pytest.raises(SystemExit, match="family 'baseline' budget 3 has no \\[study.milestones\\] entry"):
         study.main([str(spec), "--out", str(tmp_path / "out"), "--dry-run"])
+
+
+@pytest.mark.parametrize("spec_path", sorted((ROOT / "scripts" / "studies").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_committed_study_spec_defines_valid_runs(spec_path, tmp_path):
+    # a typo in a spec would otherwise surface hours into a study, when its first run of that family starts
+    from trainer.run.config import load_config
+
+    settings, runs = study.load_spec(spec_path, tmp_path, None, None)
+    assert runs and {r.family for r in runs} >= {"baseline"}
+    for run in runs:
+        config = load_config(ROOT / settings["preset"], run.overrides)
+        assert config.train.epochs == run.epochs and config.train.seed == run.seed
+        assert (config.schedule.policy == "none") == (run.family == "baseline")
