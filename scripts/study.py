@@ -19,6 +19,8 @@ Spec (TOML)::
     data = "data/fashion-mnist"                      # data.dir
     seeds = [0, 1, 2]
     set = ["data.num_workers=0"]                     # overrides for every run
+    step_costs = "docs/results/…/step_costs.json"    # optional: a trainer.bench JSON; the final comparison
+                                                     # also writes the frontier in full-step equivalents
     [study.milestones]                               # epochs -> LR milestones (the budget's schedule)
     8 = [3, 5]
     12 = [5, 7]
@@ -62,6 +64,8 @@ def load_spec(path: Path, out: Path, seeds: list[int] | None, only: set[str] | N
     for key in ("preset", "data"):
         if key not in study:
             raise SystemExit(f"{path}: [study] lacks {key!r}")
+    if "step_costs" in study and not (ROOT / study["step_costs"]).is_file():
+        raise SystemExit(f"{path}: [study] step_costs {study['step_costs']!r} is not a file under {ROOT}")
     milestones = {int(k): v for k, v in study.get("milestones", {}).items()}
     runs = []
     for fam in spec.get("family", []):
@@ -182,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_compare and finished:
         cmd = [sys.executable, "-m", "trainer.report.compare", *[str(r.run_dir) for r in finished], "--frontier",
                "--out", str(args.out / "compare")]
+        if "step_costs" in study:
+            cmd += ["--step-costs", str(ROOT / study["step_costs"])]
         subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
     return 1 if failed else 0
 
