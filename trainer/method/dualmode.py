@@ -12,7 +12,8 @@ its original ``forward``, so outputs are bit-identical to the unconverted model.
 convolution and skips nothing (the stem max-pool is kept), so low mode runs the same kernels on the
 downsampled image; only the BN policy differs from the unconverted model.
 :func:`check_low_mode_input` dry-runs low mode at a given input size and names the module where the
-feature map would shrink below one pixel.
+feature map would shrink below one pixel or that fails (:func:`check_full_mode_input`: the same in full
+mode, on any model). :mod:`trainer.method.rule` chooses the convs and skips for any CNN by one rule.
 
 The mode is a plain attribute on each converted module and on the converted root module (which
 :func:`convert_to_dual_mode` marks, so a model with nothing swapped, e.g. ``keep`` + ``shared``, still
