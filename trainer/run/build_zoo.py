@@ -36,6 +36,9 @@ def build_zoo_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.M
     if num_classes < manifest.num_classes:
         raise ConfigError(f"model.num_classes: {mc.num_classes}, but the dataset has {manifest.num_classes} "
                           f"classes; use 0 (from the dataset) or a value >= {manifest.num_classes}")
+    if getattr(mc, "width", 0):  # a registry option (photo-sized ResNets); a zoo name fixes its own widths
+        raise ConfigError(f"model.width: {mc.width} applies to the registry's models only; {mc.name} has its own "
+                          f"widths (choose another variant, e.g. torchvision:wide_resnet50_2), use 0")
     try:
         model = build_zoo_model(mc.name, num_classes=num_classes, in_channels=in_channels, stem=mc.stem)
     except ZooError as exc:

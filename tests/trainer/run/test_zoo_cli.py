@@ -102,3 +102,18 @@ def test_timm_missing_names_the_package(data, tmp_path, capsys, monkeypatch):
         "lowmode-train: error: model.name: timm models need the timm package, which is not installed "
         "(pip install 'lowmode[zoo]', i.e. timm==1.0.31)")
     assert not run.exists()
+
+
+def test_a_registry_width_is_refused_for_zoo_models(data):
+    """``model.width`` (photo-sized registry ResNets) has no meaning for a zoo name: refused, not ignored."""
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from preprocess.dataset_format import load_manifest
+    from trainer.run.build_zoo import build_zoo_run_model
+    from trainer.run.config import ConfigError, ModelConfig
+
+    mc = SimpleNamespace(**{**asdict(ModelConfig(name="torchvision:resnet18")), "width": 32})
+    with pytest.raises(ConfigError, match=r"model.width: 32 applies to the registry's models only; "
+                                          r"torchvision:resnet18 has its own widths"):
+        build_zoo_run_model(mc, load_manifest(data))
