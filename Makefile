@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dali,wandb,dev]'
+	$(BIN)/pip install --quiet -e '.[dali,wandb,dev,zoo]'
 	touch $@
 
 test: $(STAMP)

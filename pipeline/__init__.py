@@ -3,6 +3,7 @@
 Public API::
 
     from pipeline import make_loader, Batch, Loader, Manifest, ModeSchedule, ScheduleConfig, DatasetFormatError
+    from pipeline import downsample_batch   # a low batch on the device, with the preprocess's filter
 
 See pipeline/loader_base.py for the loader contract and docs/ARCHITECTURE.md ("Mode schedule",
 "Loader batch"). Importing this package is cheap: the names are resolved on first use (PEP 562), so
@@ -18,6 +19,7 @@ _EXPORTS = {
     "make_loader": "pipeline.loader", "Batch": "pipeline.loader_base", "Loader": "pipeline.loader_base",
     "ModeSchedule": "pipeline.schedule", "ScheduleConfig": "pipeline.schedule",
     "DatasetFormatError": "preprocess.dataset_format", "Manifest": "preprocess.dataset_format",
+    "downsample_batch": "pipeline.device_downsample",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -35,10 +35,12 @@ def method_sigma(method: str, ratio: int) -> float:
     return gaussian_sigma(ratio) if method == "gaussian" else 0.0
 
 
-def _taps(method: str, ratio: int) -> tuple[int, list[tuple[int, float]]]:
+def filter_taps(method: str, ratio: int) -> tuple[int, list[tuple[int, float]]]:
     """(start offset, [(tap offset, weight), ...]) of the 1-D filter that yields low pixel i.
 
     Low pixel i = sum_w weight * full[start + i * ratio + tap], with out-of-range taps mirrored.
+    The one definition of each method's filter: :func:`pipeline.device_downsample.downsample_batch`
+    applies the same taps to tensors on the training device.
     """
     if method == "gaussian":
         sigma = gaussian_sigma(ratio)
@@ -59,7 +61,7 @@ def _taps(method: str, ratio: int) -> tuple[int, list[tuple[int, float]]]:
 
 def _filter_axis(images: np.ndarray, axis: int, ratio: int, method: str) -> np.ndarray:
     """Filter and subsample float32 ``images`` along ``axis`` by ``ratio``."""
-    start, taps = _taps(method, ratio)
+    start, taps = filter_taps(method, ratio)
     size = images.shape[axis]
     out_size = size // ratio
     pad = max(abs(t) for t, _ in taps) + ratio

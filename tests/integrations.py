@@ -45,6 +45,8 @@ def _available(name: str) -> tuple[bool, str]:
         return dist.is_available() and dist.is_gloo_available(), "torch.distributed with gloo unavailable"
     if name == "wandb":
         return importlib.util.find_spec("wandb") is not None, "wandb is not importable"
+    if name == "timm":
+        return importlib.util.find_spec("timm") is not None, "timm is not importable (pip install 'lowmode[zoo]')"
     raise ValueError(f"unknown integration {name!r}")
 
 

@@ -1,4 +1,4 @@
-"""The import graph of preprocess, pipeline and trainer: acyclic, and layered so imports only point down.
+"""The import graph of preprocess, pipeline, trainer and lowmode: acyclic, and layered so imports only point down.
 
 Every import counts, including those inside functions and under ``if TYPE_CHECKING`` (a cycle that only
 type checkers see is still one concept defined in the wrong place).
@@ -10,9 +10,10 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("preprocess", "pipeline", "trainer")
-# Lower layers never import higher ones (the trainer's command modules sit on top).
-LAYERS = ("preprocess", "pipeline", "trainer.method", "trainer.report", "trainer.run", "trainer")
+PACKAGES = ("preprocess", "pipeline", "trainer", "lowmode")
+# Lower layers never import higher ones (the trainer's command modules sit on top of the stages; lowmode, the
+# public API that only re-exports, sits above everything, so nothing in the project depends on it).
+LAYERS = ("preprocess", "pipeline", "trainer.method", "trainer.report", "trainer.run", "trainer", "lowmode")
 
 
 def _modules() -> dict[str, Path]:
@@ -46,7 +47,9 @@ def _graph() -> dict[str, set[str]]:
 
 
 def _layer(module: str) -> int:
-    return max(i for i, prefix in enumerate(LAYERS) if module == prefix or module.startswith(prefix + "."))
+    """The layer of the longest prefix in LAYERS that ``module`` falls under (trainer.run.x: trainer.run)."""
+    matches = [prefix for prefix in LAYERS if module == prefix or module.startswith(prefix + ".")]
+    return LAYERS.index(max(matches, key=len))
 
 
 def test_no_import_cycles():
@@ -74,7 +77,17 @@ def test_imports_point_down():
     assert not upward, upward
 
 
+def test_lowmode_only_re_exports_the_stages_below_the_trainer_run():
+    """The public API: names from pipeline and trainer.method, none from the training job (trainer.run)."""
+    deps = _graph()["lowmode"]
+    assert deps and all(_layer(dep) <= LAYERS.index("trainer.method") for dep in deps), deps
+    assert not any(name == "lowmode" or name.startswith("lowmode.") for m, ds in _graph().items()
+                   if m != "lowmode" for name in ds)
+
+
 def test_the_graph_sees_function_level_and_type_checking_imports():
     graph = _graph()
     assert "preprocess.build" in graph["preprocess.cli"]  # imported inside a function
     assert "trainer.method.dualmode" in graph["trainer.run.build"]
+    # a module's layer is its longest prefix: trainer.method.x is below trainer.run, not on the command layer
+    assert [_layer(m) for m in ("trainer.method.rule", "trainer.run.build", "trainer.__main__", "lowmode")] == [2, 4, 5, 6]

@@ -70,6 +70,17 @@ def test_wandb_disabled_run_logs_without_an_account():
     assert wandb.__version__
 
 
+def test_timm_is_the_pinned_version_and_builds_a_model_offline():
+    need("timm")
+    import timm
+
+    from trainer.method.zoo import TIMM_REQUIREMENT
+
+    assert timm.__version__ == TIMM_REQUIREMENT.split("==")[1]
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=3)  # no download: definitions only
+    assert model.get_classifier().out_features == 3
+
+
 def test_required_parses_env(monkeypatch):
     monkeypatch.setenv("LOWMODE_REQUIRE", "dali, fmnist,,slurm")
     assert required() == {"dali", "fmnist", "slurm"}

@@ -9,6 +9,10 @@
   private).
 - :mod:`~trainer.method.class_swap`: the ``__class__``-swap helper the conversions share.
 - :mod:`~trainer.method.models`: the model registry (CIFAR ResNet-18/50, small ResNet-8/20).
+- :mod:`~trainer.method.rule`: the conversion rule for any CNN (stem, stem pool, which convs are pooled);
+  the registry presets are this rule.
+- :mod:`~trainer.method.zoo`: ``torchvision:NAME`` / ``timm:NAME`` models built for a dataset (classes,
+  channels, small-image stems).
 
 Nothing here knows about data loading, distributed training or files.
 """

@@ -18,6 +18,11 @@ the policies differ only in which running statistics a low step updates:
                each step leaves parameters without a gradient: under DDP use
                ``find_unused_parameters=True`` when :func:`has_mode_specific_parameters` says so.
 
+BatchNorm subclasses with a forward of their own (timm's ``BatchNormAct2d``: BN, then dropout and an
+activation) run that forward in low mode too, on the statistics and affine parameters the policy picks
+(:class:`_SubclassDualModeBatchNormMixin`); plain BN classes and ``SyncBatchNorm`` use
+:class:`DualModeBatchNormMixin`'s own low-mode computation, as before.
+
 State-dict keys stay the original's for every policy except ``private`` (pretrained weights and
 checkpoints load either way with ``strict=True``): the low-mode statistics of ``separate`` and
 ``private`` (``running_mean_low``, ``running_var_low``, ``num_batches_tracked_low``) are registered
@@ -90,9 +95,58 @@ class DualModeBatchNormMixin:
         )
 
 
+class _SubclassDualModeBatchNormMixin(DualModeBatchNormMixin):
+    """For BatchNorm subclasses with a forward of their own (timm's ``BatchNormAct2d``: batch norm, then
+    dropout and an activation): low mode runs *their* forward, on the tensors the policy picks.
+
+    The policy is applied by what that forward reads, as ``nn.BatchNorm``'s own does: for the call, the
+    running-statistics buffers are swapped for the ``*_low`` ones (separate, private), ``track_running_stats``
+    is cleared in training mode (frozen: batch statistics, nothing updated), and ``weight`` / ``bias`` are
+    swapped for ``weight_low`` / ``bias_low`` (private). Everything is restored afterwards, also on an
+    error. The numbers equal :class:`DualModeBatchNormMixin`'s for a forward that reads these attributes as
+    ``nn.BatchNorm`` does (tests/trainer/method/test_bn_subclass.py checks ``BatchNormAct2d``); not for
+    ``torch.compile`` (the swaps are attribute writes inside forward).
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - torch's name
+        own_forward = super(DualModeBatchNormMixin, self).forward
+        if not self.low_mode or self.bn_policy == "shared":
+            return own_forward(input)
+        swaps: dict[tuple[str, str], tuple[str, str]] = {}
+        if self.bn_policy == "private" and self.affine:
+            swaps.update({("_parameters", "weight"): ("_parameters", "weight_low"),
+                          ("_parameters", "bias"): ("_parameters", "bias_low")})
+        low_stats = self.bn_policy in _LOW_STATS_POLICIES and self.track_running_stats
+        if low_stats:
+            swaps.update({("_buffers", name): ("_buffers", f"{name}_low")
+                          for name in ("running_mean", "running_var", "num_batches_tracked")})
+        saved = {key: getattr(self, key[0])[key[1]] for key in swaps}
+        tracked = self.track_running_stats
+        try:
+            for (table, name), (low_table, low_name) in swaps.items():
+                getattr(self, table)[name] = getattr(self, low_table)[low_name]
+            if not low_stats and self.training:
+                self.track_running_stats = False  # frozen: batch statistics, nothing updated
+            return own_forward(input)
+        finally:
+            self.track_running_stats = tracked
+            for (table, name), tensor in saved.items():
+                getattr(self, table)[name] = tensor
+
+
+def has_own_forward(cls: type) -> bool:
+    """True for a BatchNorm class whose forward is not torch's (SyncBatchNorm's counts as torch's)."""
+    return cls.forward is not _BatchNorm.forward and not issubclass(cls, nn.SyncBatchNorm)
+
+
 def dual_mode_bn_class(cls: type) -> type:
-    """The dual-mode subclass of a BatchNorm class (cached; registered here so it pickles)."""
-    return mixin_subclass(DualModeBatchNormMixin, cls, "DualMode", __name__)
+    """The dual-mode subclass of a BatchNorm class (cached; registered here so it pickles).
+
+    Classes with a forward of their own (:func:`has_own_forward`, e.g. timm's ``BatchNormAct2d``) get
+    :class:`_SubclassDualModeBatchNormMixin`, which runs that forward in low mode too.
+    """
+    mixin = _SubclassDualModeBatchNormMixin if has_own_forward(cls) else DualModeBatchNormMixin
+    return mixin_subclass(mixin, cls, "DualMode", __name__)
 
 
 def convert_batchnorm(module: _BatchNorm, policy: str) -> bool:

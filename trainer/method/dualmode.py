@@ -12,7 +12,8 @@ its original ``forward``, so outputs are bit-identical to the unconverted model.
 convolution and skips nothing (the stem max-pool is kept), so low mode runs the same kernels on the
 downsampled image; only the BN policy differs from the unconverted model.
 :func:`check_low_mode_input` dry-runs low mode at a given input size and names the module where the
-feature map would shrink below one pixel.
+feature map would shrink below one pixel or that fails (:func:`check_full_mode_input`: the same in full
+mode, on any model). :mod:`trainer.method.rule` chooses the convs and skips for any CNN by one rule.
 
 The mode is a plain attribute on each converted module and on the converted root module (which
 :func:`convert_to_dual_mode` marks, so a model with nothing swapped, e.g. ``keep`` + ``shared``, still
@@ -63,6 +64,7 @@ __all__ = [
     "ConversionPreset",
     "ConversionReport",
     "DualModeConv2d",
+    "check_full_mode_input",
     "check_low_mode_input",
     "convert_to_dual_mode",
     "get_mode",
@@ -413,18 +415,30 @@ def check_low_mode_input(model: nn.Module, in_channels: int, low_height: int, lo
     Forwards a batch of 2 zero images (``in_channels`` channels, the model's device and dtype) in
     low mode, eval mode and without gradients, through the unwrapped model. Raises ValueError naming
     the module (qualified name, as in ``named_modules()``) whose output has a spatial size below one
-    pixel, or whose forward fails (torch raises RuntimeError for a conv / pool on a too-small input)
-    together with that module's input size. The model's mode, train/eval flags (per module) and
-    state (BN running statistics: eval mode reads them only) are left as they were.
+    pixel, or whose forward fails (torch raises RuntimeError for a conv / pool on a too-small input; a
+    layer the low path cannot run, e.g. a fixed-size ``Linear`` on a flattened map or a patch embedding
+    that checks the image size, raises its own error) together with that module's type and input size.
+    The model's mode, train/eval flags (per module) and state (BN running statistics: eval mode reads
+    them only) are left as they were.
 
     Raises TypeError for a model that was never converted (it has no low mode).
     """
-    for label, value in (("in_channels", in_channels), ("low_height", low_height), ("low_width", low_width)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"check_low_mode_input: {label} must be an integer >= 1, got {value!r}")
-    root = unwrap(model)
-    if not is_dual_mode(root):
+    if not is_dual_mode(unwrap(model)):
         raise TypeError("check_low_mode_input: the model has no low mode; call convert_to_dual_mode first")
+    _dry_run(model, in_channels, low_height, low_width, LOW, "check_low_mode_input")
+
+
+def check_full_mode_input(model: nn.Module, in_channels: int, height: int, width: int) -> None:
+    """:func:`check_low_mode_input` for full mode, on any model (converted or not): ValueError naming the
+    module that fails on, or shrinks below one pixel, a ``height`` × ``width`` input."""
+    _dry_run(model, in_channels, height, width, FULL, "check_full_mode_input")
+
+
+def _dry_run(model: nn.Module, in_channels: int, height: int, width: int, mode: str, caller: str) -> None:
+    for label, value in (("in_channels", in_channels), (f"{mode}_height", height), (f"{mode}_width", width)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{caller}: {label} must be an integer >= 1, got {value!r}")
+    root = unwrap(model)
     reference = next(root.parameters(), None)
     if reference is None:
         reference = next(root.buffers(), None)
@@ -448,15 +462,15 @@ def check_low_mode_input(model: nn.Module, in_channels: int, low_height: int, lo
         handles.append(module.register_forward_pre_hook(enter))
         handles.append(module.register_forward_hook(leave))
     flags = [(module, module.training) for module in root.modules()]
-    where = f"low-mode input {low_height}x{low_width}"
+    where = f"{mode}-mode input {height}x{width}"
     try:
         root.eval()
-        x = torch.zeros(2, in_channels, low_height, low_width, device=device, dtype=dtype)
-        with torch.no_grad(), mode_context(root, LOW):
+        x = torch.zeros(2, in_channels, height, width, device=device, dtype=dtype)
+        with torch.no_grad(), mode_context(root, mode) if is_dual_mode(root) else contextlib.nullcontext():
             root(x)
     except _TooSmall as err:
         raise ValueError(f"{where}: {err}; the feature map shrinks below 1 pixel") from None
-    except RuntimeError as err:
+    except Exception as err:  # noqa: BLE001 - any layer's own error is named with its module
         if not stack:
             raise
         name, module, size = stack[-1]

@@ -85,7 +85,13 @@ def stale_recalibration_enabled(mc: ModelConfig) -> bool:
 
 def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Module, dict | None]:
     """The registry model for the dataset, converted for low mode when ``model.dual_mode`` (report as a
-    dict, else None)."""
+    dict, else None). Zoo names ("torchvision:NAME", "timm:NAME") go to trainer.run.build_zoo."""
+    from trainer.method.zoo import is_zoo_name
+
+    if is_zoo_name(mc.name):
+        from trainer.run.build_zoo import build_zoo_run_model
+
+        return build_zoo_run_model(mc, manifest)
     from trainer.method.dualmode import check_low_mode_input, convert_to_dual_mode
     from trainer.method.models import build_model, default_preset
 

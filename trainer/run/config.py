@@ -57,12 +57,27 @@ def _is_regex(text: str) -> bool:
     return True
 
 
+def _check_model_name(name: Any) -> None:
+    """model.name: a registry name, or a zoo name whose model exists (and, for timm:, whose package is installed)."""
+    from trainer.method.zoo import ZooError, check_zoo_name, is_zoo_name
+
+    if not is_zoo_name(name):
+        _check(name in MODEL_NAMES, "model.name", f"one of {MODEL_NAMES}, 'torchvision:NAME' or 'timm:NAME'", name)
+        return
+    try:
+        check_zoo_name(name)
+    except ZooError as exc:
+        raise ConfigError(f"model.name: {exc}") from None
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Network and its dual-mode conversion (trainer.method.models / trainer.method.dualmode)."""
 
     name: str = "resnet18"
-    """Architecture (trainer.method.models.MODEL_NAMES): resnet18 | resnet50 | resnet8 | resnet20."""
+    """Architecture (trainer.method.models.MODEL_NAMES): resnet18 | resnet50 | resnet8 | resnet20, or a zoo
+    model "torchvision:NAME" | "timm:NAME" (trainer.method.zoo: classes and channels from the dataset,
+    model.stem applies; dual_preset "auto" converts it by trainer.method.rule's rule)."""
     stem: str = "cifar_maxpool"
     """Stem variant (trainer.method.models.STEMS; the paper's CIFAR ResNets keep a max-pool after the stem;
     imagenet: torchvision's 7x7 stride-2 conv + max-pool, for photographs)."""
@@ -106,7 +121,7 @@ class ModelConfig:
     """Wrap the model in torch.compile (after conversion, before DDP)."""
 
     def __post_init__(self) -> None:
-        _one_of("model.name", self.name, MODEL_NAMES)
+        _check_model_name(self.name)
         _one_of("model.stem", self.stem, STEMS)
         _one_of("model.dual_preset", self.dual_preset, ("auto", "", *PRESETS))
         _check(_is_regex(self.name_pattern), "model.name_pattern", "a valid regular expression", self.name_pattern)
