@@ -11,6 +11,8 @@ Epoch record: {"kind": "epoch", "epoch", "global_step", "lr", "steps", "train_lo
                spent re-estimating BN statistics before that evaluation; only when it ran),
                "train_wall_s" (cumulative training wall-clock, BN re-estimation included,
                evaluation and checkpointing excluded), "low_step_fraction" (of this epoch's steps)}
+Probe record: {"kind": "probe", "step", "epoch", rho's parts, "rho", "cos_low_full", "grad_norm_ratio",
+               "loss_full", "loss_low", "probe_s"} (logging.low_step_value_every; trainer/run/loop.py).
 Accuracies are fractions in [0, 1]; times are seconds.
 """
 

@@ -57,6 +57,13 @@ class WandbLogger:
         values["mode_low"] = 1 if record["mode"] == LOW else 0  # numeric, so W&B can chart it
         self.run.log(values, step=record["step"])
 
+    def log_probe(self, record: dict[str, Any]) -> None:
+        """A low-step-value probe (trainer/run/low_step_value.py), under ``probe/`` at its global step."""
+        if self.run is None:
+            return
+        values = {f"probe/{k}": v for k, v in record.items() if k not in ("kind", "step", "epoch")}
+        self.run.log(values, step=record["step"])
+
     def log_epoch(self, record: dict[str, Any]) -> None:
         if self.run is None:
             return

@@ -167,7 +167,7 @@ def build_loaders(dc: DataConfig, *, batch_size_per_rank: int, seed: int, info: 
                   schedule: ModeSchedule, channels_last: bool,
                   recalibrate: bool) -> tuple[Loader, Loader, Loader | None]:
     """Train (with the mode schedule), val (full mode, every sample once) and, when ``recalibrate``, a
-    full-mode train loader for BN re-calibration."""
+    full-mode train loader without augmentation for BN re-calibration and low-step-value probes."""
     common = dict(batch_size_per_rank=batch_size_per_rank, seed=seed, rank=info.rank, world_size=info.world_size,
                   device=device, kind=dc.loader, channels_last=channels_last, num_workers=dc.num_workers,
                   batches_ahead=dc.batches_ahead)
@@ -198,7 +198,8 @@ def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Comp
     train, val, recal = build_loaders(
         config.data, batch_size_per_rank=per_rank_batch(tc.global_batch_size, info.world_size), seed=tc.seed,
         info=info, device=device, schedule=schedule, channels_last=mc.channels_last,
-        recalibrate=mc.bn_recalibrate_batches > 0 or stale_recalibration_enabled(mc))
+        recalibrate=(mc.bn_recalibrate_batches > 0 or stale_recalibration_enabled(mc)
+                     or config.logging.low_step_value_every > 0))
     model, conversion = build_run_model(mc, train.manifest)
     train_model, eval_model = wrap_model(model, mc, device)
     optimizer, scheduler = build_optimizer(model, config.optim, tc.epochs)

@@ -283,11 +283,18 @@ class LoggingConfig:
     """Plain log line every N steps (progress = lines)."""
     grad_norm: bool = False
     """Record each step's gradient L2 norm (over all ranks' averaged gradient) as ``grad_norm``."""
+    low_step_value_every: int = 0
+    """Every N global steps probe what a low step would buy (trainer/run/low_step_value.py: rho's parts, the
+    low/full gradient cosine and losses, on one full-resolution training batch split in halves) and record
+    it as a "probe" record; nothing of the training changes, its time counts as training. Needs a model with
+    a low mode (model.dual_mode = true; a baseline may set it with schedule.policy = "none"). 0 = off."""
 
     def __post_init__(self) -> None:
         _one_of("logging.wandb", self.wandb, WANDB_MODES)
         _one_of("logging.progress", self.progress, PROGRESS_MODES)
         _check(self.print_every_steps >= 1, "logging.print_every_steps", "an integer >= 1", self.print_every_steps)
+        _check(self.low_step_value_every >= 0, "logging.low_step_value_every", "an integer >= 0 (0 = off)",
+               self.low_step_value_every)
 
 
 SECTIONS: dict[str, type] = {
@@ -333,6 +340,9 @@ class TrainConfigRoot:
         if self.schedule.policy != "none" and not self.model.dual_mode:
             raise ConfigError(f"model.dual_mode: must be true when schedule.policy is {self.schedule.policy!r} "
                               "(low steps need the converted model)")
+        if self.logging.low_step_value_every and not self.model.dual_mode:
+            raise ConfigError("logging.low_step_value_every: needs model.dual_mode = true (a probe runs the low "
+                              "mode; a baseline can keep schedule.policy = \"none\" with a converted model)")
         last = self.optim.lr_milestones_epochs[-1] if self.optim.lr_milestones_epochs else 0
         if self.optim.warmup_epochs >= self.train.epochs:
             raise ConfigError(f"optim.warmup_epochs: {self.optim.warmup_epochs} must be < train.epochs = "

@@ -40,6 +40,7 @@ from trainer.run.config import TrainConfigRoot, hashed_view
 from trainer.run.console import Console
 from trainer.run.distributed import DistInfo
 from trainer.run.evaluate import evaluate
+from trainer.run.low_step_value import PARTS, probe, summarise
 from trainer.run.lr_schedule import ProgressLR
 from trainer.run.precision import autocast_context
 from trainer.run.signals import StopRequest
@@ -193,9 +194,11 @@ class Trainer:
             distributed.check_sync(batch.mode, self.progress.global_step, p.model, p.device)
 
     def _sync_due(self) -> bool:
-        """Every ``train.sync_every_steps`` steps, and at each step a checkpoint is due."""
+        """Every ``train.sync_every_steps`` steps, and at each step a checkpoint or a probe is due."""
         every, global_step = self.config.checkpoint.every_steps, self.progress.global_step
-        return len(self.window) >= self.config.train.sync_every_steps or bool(every and global_step % every == 0)
+        probe = self.config.logging.low_step_value_every
+        return (len(self.window) >= self.config.train.sync_every_steps or bool(every and global_step % every == 0)
+                or bool(probe and global_step % probe == 0))
 
     def _sync(self) -> None:
         """The sync point: one all-reduce of the window's per-step numbers and the stop vote, then the
@@ -215,12 +218,45 @@ class Trainer:
                 )
             self._record_step(step, first_step + offset, mean_loss, correct, count, step_s,
                               grad_norm if self.config.logging.grad_norm else None)
+        probe = self.config.logging.low_step_value_every
+        if probe and self.progress.global_step % probe == 0:
+            self._probe_low_step_value(rows[-1][1].epoch)
         if stop_votes > 0:
             self.save()
             raise TrainingStopped(f"stopped by signal after global step {self.progress.global_step}")
         every = self.config.checkpoint.every_steps
         if every and self.progress.global_step % every == 0:
             self.save()
+
+    def _probe_low_step_value(self, epoch: int) -> None:
+        """What a low step would buy now (trainer/run/low_step_value.py) on one full-resolution training batch
+        split in halves; the same batch for a given global step on every run (resumes included). Parts are
+        summed over ranks; the model, optimizer and RNG are untouched; the time counts as training."""
+        p = self.parts
+        start = time.perf_counter()
+        loader = p.recal_loader
+        index = (self.progress.global_step // self.config.logging.low_step_value_every) % loader.steps_in_epoch(epoch)
+        batches = loader.epoch(epoch, start_step=index)
+        try:
+            batch = next(batches)
+        finally:
+            batches.close()
+        parts = probe(p.model, batch.images, batch.labels, ratio=p.manifest.ratio,
+                      method=p.manifest.method or "gaussian")
+        totals = distributed.all_reduce_sum(torch.tensor([parts[k] for k in PARTS], dtype=torch.float64,
+                                                         device=p.device)).tolist()
+        if p.device.type == "cuda":
+            torch.cuda.synchronize(p.device)
+        seconds = time.perf_counter() - start
+        self.progress.train_wall_s += seconds
+        record = {"kind": "probe", "step": self.progress.global_step, "epoch": epoch,
+                  **dict(zip(PARTS, totals)), **summarise([dict(zip(PARTS, totals))]), "probe_s": seconds}
+        record["loss_full"], record["loss_low"] = (record["loss_full"] / self.info.world_size,
+                                                   record["loss_low"] / self.info.world_size)
+        if self.info.is_main:
+            self.metrics.write(record)
+            if self.wandb:
+                self.wandb.log_probe(record)
 
     def _check_batch(self, batch) -> None:
         expected = self.progress.step_in_epoch

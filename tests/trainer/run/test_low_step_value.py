@@ -79,3 +79,37 @@ def test_script_probes_every_checkpoint_of_a_baseline_run(tmp_path):
     for row in rows:
         assert row["batches"] == 2 and row["cost_ratio"] == 0.25  # keep: a baseline probed with kept kernels
         assert row["rho"] == row["rho"] and row["low_steps_pay"] == (row["rho"] > 0.25)
+
+
+def test_probes_during_training_change_nothing_and_count_as_training(tmp_path):
+    from tests.trainer.train_helpers import comparable_metrics
+
+    data = make_dataset(tmp_path / "data")
+    runs = {}
+    for name, extra in (("plain", {}), ("probed", {"logging__low_step_value_every": "5"})):
+        run = tmp_path / name
+        result = run_train(run, tiny_overrides(data, train__epochs="2", optim__lr_milestones_epochs="[1]", **extra))
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[name] = run
+    probed = [json.loads(x) for x in (runs["probed"] / "metrics.jsonl").read_text().splitlines()]
+    probes = [r for r in probed if r["kind"] == "probe"]
+    assert [r["step"] for r in probes] == [5, 10, 15, 20]  # 24 steps
+    for r in probes:
+        assert r["rho"] == pytest.approx(r["low_full_dot"] / r["full_full_dot"])
+        assert -1 <= r["cos_low_full"] <= 1 and r["probe_s"] > 0 and r["loss_low"] > 0
+    # the same training, step for step (the probe restores model, gradients and RNG)
+    without_probes = [r for r in comparable_metrics(runs["probed"]) if r["kind"] != "probe"]
+    assert without_probes == comparable_metrics(runs["plain"])
+    # the probes' time is training wall-clock
+    steps = [r for r in probed if r["kind"] == "step"]
+    epoch0 = next(r for r in probed if r["kind"] == "epoch" and r["epoch"] == 0)
+    spent = sum(r["step_s"] for r in steps if r["epoch"] == 0) + sum(r["probe_s"] for r in probes if r["epoch"] == 0)
+    assert epoch0["train_wall_s"] == pytest.approx(spent + epoch0.get("bn_recalibrate_s", 0.0), rel=1e-9)
+
+
+def test_probing_a_model_without_low_mode_is_a_config_error():
+    from trainer.run.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"logging\.low_step_value_every: needs model\.dual_mode"):
+        load_config(None, ["data.dir='d'", "model.dual_mode=false", "schedule.policy='none'",
+                           "logging.low_step_value_every=10"])
