@@ -16,12 +16,13 @@ import torch
 
 from pipeline import DatasetFormatError, make_loader
 from pipeline.loader_base import Loader
-from pipeline.schedule import LOW, ModeSchedule
+from pipeline.schedule import ModeSchedule
 from preprocess.dataset_format import Manifest
 from trainer.run import distributed, host
 from trainer.run.config import ConfigError, DataConfig, ModelConfig, OptimConfig, TrainConfigRoot
 from trainer.run.distributed import DistInfo
 from trainer.run.lr_schedule import PROGRESS_SCHEDULES, ProgressLR
+from trainer.run.model_checks import check_low_mode_fits, model_io
 
 log = logging.getLogger("lowmode.train")
 
@@ -92,17 +93,10 @@ def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Modul
         from trainer.run.build_zoo import build_zoo_run_model
 
         return build_zoo_run_model(mc, manifest)
-    from trainer.method.dualmode import check_low_mode_input, convert_to_dual_mode
+    from trainer.method.dualmode import convert_to_dual_mode
     from trainer.method.models import build_model, default_preset
 
-    in_channels = mc.in_channels or manifest.channels
-    if in_channels != manifest.channels:
-        raise ConfigError(f"model.in_channels: {mc.in_channels}, but the dataset's images have "
-                          f"{manifest.channels} channel(s); use 0 (from the dataset) or {manifest.channels}")
-    num_classes = mc.num_classes or manifest.num_classes
-    if num_classes < manifest.num_classes:
-        raise ConfigError(f"model.num_classes: {mc.num_classes}, but the dataset has {manifest.num_classes} "
-                          f"classes; use 0 (from the dataset) or a value >= {manifest.num_classes}")
+    in_channels, num_classes = model_io(mc, manifest)
     model = build_model(mc.name, num_classes=num_classes, in_channels=in_channels, stem=mc.stem,
                         width=mc.width or None)
     if not mc.dual_mode:
@@ -113,12 +107,7 @@ def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Modul
         skip_in_low=mc.skip_in_low or None, bn_policy=mc.bn_policy, ratio=manifest.ratio,
         low_kernels=mc.low_kernels,
     )
-    low_h, low_w, _ = manifest.shape(LOW)
-    try:
-        check_low_mode_input(model, in_channels, low_h, low_w)
-    except ValueError as exc:
-        raise ConfigError(f"model.low_kernels / model.name: {mc.low_kernels!r} on {mc.name} cannot run the "
-                          f"{low_h}x{low_w} low-resolution images: {exc}") from None
+    check_low_mode_fits(model, mc, manifest, in_channels)
     log.info(report.summary())
     return model, report.to_dict()
 

@@ -16,27 +16,21 @@ import logging
 
 import torch
 
-from pipeline.schedule import FULL, LOW
+from pipeline.schedule import FULL
 from preprocess.dataset_format import Manifest
-from trainer.method.dualmode import check_full_mode_input, check_low_mode_input, convert_to_dual_mode
+from trainer.method.dualmode import check_full_mode_input, convert_to_dual_mode
 from trainer.method.rule import ConversionRule, NoConvertibleConvolution, convert
 from trainer.method.zoo import ZooError, build_zoo_model
 from trainer.run.config import ConfigError, ModelConfig
+from trainer.run.model_checks import check_low_mode_fits, model_io
 
 log = logging.getLogger("lowmode.train")
 
 
 def build_zoo_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Module, dict | None]:
     """(model, conversion report as a dict or None), as ``build_run_model`` returns for the registry."""
-    in_channels = mc.in_channels or manifest.channels
-    if in_channels != manifest.channels:
-        raise ConfigError(f"model.in_channels: {mc.in_channels}, but the dataset's images have "
-                          f"{manifest.channels} channel(s); use 0 (from the dataset) or {manifest.channels}")
-    num_classes = mc.num_classes or manifest.num_classes
-    if num_classes < manifest.num_classes:
-        raise ConfigError(f"model.num_classes: {mc.num_classes}, but the dataset has {manifest.num_classes} "
-                          f"classes; use 0 (from the dataset) or a value >= {manifest.num_classes}")
-    if getattr(mc, "width", 0):  # a registry option (photo-sized ResNets); a zoo name fixes its own widths
+    in_channels, num_classes = model_io(mc, manifest)
+    if mc.width:  # a registry option (photo-sized ResNets); a zoo name fixes its own widths
         raise ConfigError(f"model.width: {mc.width} applies to the registry's models only; {mc.name} has its own "
                           f"widths (choose another variant, e.g. torchvision:wide_resnet50_2), use 0")
     try:
@@ -66,12 +60,7 @@ def build_zoo_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.M
         report = convert_to_dual_mode(model, preset=mc.dual_preset or None, name_pattern=mc.name_pattern or None,
                                       kernel_sizes=mc.kernel_sizes, skip_in_low=tuple(mc.skip_in_low) or None,
                                       **common)
-    low_h, low_w, _ = manifest.shape(LOW)
-    try:
-        check_low_mode_input(model, in_channels, low_h, low_w)
-    except ValueError as exc:
-        raise ConfigError(f"model.low_kernels / model.name: {mc.low_kernels!r} on {mc.name} cannot run the "
-                          f"{low_h}x{low_w} low-resolution images: {exc}") from None
+    check_low_mode_fits(model, mc, manifest, in_channels)
     if report.unsupported:
         log.warning("low mode keeps the full kernels of %d conv(s) it cannot pool, e.g. %s",
                     len(report.unsupported), next(iter(report.unsupported.items())))
