@@ -85,6 +85,7 @@ class Trainer:
         # Full steps an epoch needs for its running BN statistics to be the current model's (29 at BN's
         # momentum 0.1); fewer, after low steps moved the weights, and evaluation re-estimates them.
         self.bn_refresh_steps = full_steps_to_refresh(parts.model)
+        self.steps_in_epoch = 0  # of the epoch being trained (set by _train_epoch; the per-step LR reads it)
 
     # ------------------------------------------------------------------ state (the checkpoint format)
 
