@@ -54,7 +54,9 @@ def probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ratio
     if half < 1:
         raise ValueError(f"probe: a batch of {len(images)} cannot be split into two halves")
     params = [p for p in root.parameters() if p.requires_grad]
-    saved_state = {k: v.detach().clone() for k, v in root.state_dict(keep_vars=True).items()}
+    # every buffer, non-persistent ones included (separate/private BN's low-mode statistics are not in
+    # state_dict); parameters need no copy: no optimizer step is taken
+    saved_buffers = [(buf, buf.detach().clone()) for buf in root.buffers()]
     saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
     mode, training = get_mode(root), root.training
     a, b = images[:half], images[half:2 * half]
@@ -69,7 +71,9 @@ def probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ratio
                 low_a = low_a.contiguous(memory_format=torch.channels_last)
             g_low, loss_low = _gradient(root, params, low_a, ya, LOW)
     finally:
-        root.load_state_dict(saved_state)  # BN running statistics the three forwards moved
+        with torch.no_grad():
+            for buf, value in saved_buffers:  # BN running statistics the three forwards moved
+                buf.copy_(value)
         for p, grad in zip(params, saved_grads):
             p.grad = grad
         set_mode(root, mode)

@@ -25,15 +25,17 @@ def _grad(model, images, labels, mode):
     return torch.cat([p.grad.reshape(-1).double() for p in model.parameters()])
 
 
-@pytest.mark.parametrize("low_kernels", ["pool", "keep"])
-def test_probe_is_the_three_gradients_and_leaves_the_model_as_it_was(low_kernels):
+@pytest.mark.parametrize("low_kernels,bn_policy", [("pool", "frozen"), ("keep", "frozen"), ("keep", "separate")])
+def test_probe_is_the_three_gradients_and_leaves_the_model_as_it_was(low_kernels, bn_policy):
     torch.manual_seed(0)
-    model, _ = build_dual_mode_model("resnet8", low_kernels=low_kernels)
+    model, _ = build_dual_mode_model("resnet8", low_kernels=low_kernels, bn_policy=bn_policy)
     images, labels = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
     model.eval()  # probe trains with batch statistics and puts the flag back
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    buffers = {k: v.clone() for k, v in model.named_buffers()}  # separate's low statistics are non-persistent
     parts = probe(model, images, labels, ratio=2)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN buffers too
+    assert all(torch.equal(buffers[k], v) for k, v in model.named_buffers())
     assert not model.training and get_mode(model) == FULL
     assert all(p.grad is None for p in model.parameters())
 
