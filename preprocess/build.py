@@ -1,12 +1,15 @@
 """Build a dataset directory: shuffle, shard, downsample, write, record (resumably).
 
+Every shard is written at every resolution of the config (``resolution_shapes``: full, "low", and the
+further ``low<H>`` of ``--low-sizes``), the same keys in the same order in each resolution's folder.
+
 Order of work: check the ``--out`` path, open and validate the source (nothing is written before
 that), lock the output directory (``state.OutDirLock``: one plain build, or distinct ``--part``
 builds side by side), check it (refuse a different config unless ``overwrite``), keep every shard
-pair whose sidecar and sha256s verify, build the rest (in a process pool when ``workers > 1``; the
-workers die with the build, even on ``kill -9``), then write the manifest last. Every step is a pure
-function of the config, so an interrupted build that is rerun ends byte-identical to an uninterrupted
-one, for any number of workers. A write error (disk full) removes the temp files it leaves and
+(all its resolutions) whose sidecar and sha256s verify, build the rest (in a process pool when
+``workers > 1``; the workers die with the build, even on ``kill -9``), then write the manifest last.
+Every step is a pure function of the config, so an interrupted build that is rerun ends byte-identical
+to an uninterrupted one, for any number of workers. A write error (disk full) removes the temp files it leaves and
 names the file; the shards finished before it are kept by the rerun.
 
     from preprocess.build import BuildConfig, build_dataset
@@ -23,7 +26,7 @@ import shutil
 import signal
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,15 +34,16 @@ import numpy as np
 
 from preprocess import state
 from preprocess.config import BuildConfig
-from preprocess.dataset_format import FULL, LOW, RESOLUTIONS, SPLITS, DatasetFormatError, Manifest, ShardEntry, \
-    ShardFiles, SplitEntry, sample_key
-from preprocess.downsample import downsample, method_sigma
+from preprocess.dataset_format import FULL, LOW, SPLITS, DatasetFormatError, Manifest, ShardEntry, ShardFiles, \
+    SplitEntry, extra_resolution_name, sample_key
+from preprocess.downsample import method_sigma, resize_many
 from preprocess.errors import InputError
-from preprocess.shards import channel_sums, write_shard_pair
+from preprocess.shards import channel_sums, write_shard
 from preprocess.sources import FROM_INPUT, open_source
 from preprocess.sources.base import Source
 
-__all__ = ["BuildConfig", "BuildResult", "ShardTask", "build_dataset", "plan_shards", "run_build"]
+__all__ = ["BuildConfig", "BuildResult", "ShardTask", "build_dataset", "plan_shards", "resolution_shapes",
+           "run_build"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,11 @@ class ShardTask:
 
 @dataclass
 class BuildResult:
-    """What a build did: the manifest (None for --part), shard pairs built/kept, bytes, seconds."""
+    """What a build did: the manifest (None for --part), shards built/kept, bytes, seconds."""
 
     manifest: Manifest | None
+    resolutions: tuple[str, ...] = (FULL, LOW)
+    """The resolutions every shard was written at (keys of each record's files)."""
     built: int = 0
     kept: int = 0
     samples_written: int = 0
@@ -78,26 +84,53 @@ def plan_shards(source: Source, config: BuildConfig) -> list[ShardTask]:
     return tasks
 
 
+def resolution_shapes(config: BuildConfig, shape: tuple[int, int, int],
+                      name: str = "the source") -> dict[str, tuple[int, int, int]]:
+    """{resolution: (H, W, C)} of a build of ``config`` from images of ``shape``, in manifest order: "full",
+    "low" (``ratio``, or the first of ``low_sizes``), then each further size as ``low<H>`` by increasing H.
+
+    A low size must lie below the full height and give an integral width (W * size / H): else InputError
+    naming the option (``name``: the source, for the message).
+    """
+    h, w, c = shape
+    if config.low_sizes is None:
+        if h % config.ratio or w % config.ratio:
+            raise InputError(f"--ratio: image sides {h}x{w} of {name} are not divisible by {config.ratio}")
+        return {FULL: shape, LOW: (h // config.ratio, w // config.ratio, c)}
+    for size in config.low_sizes:
+        if size >= h:
+            raise InputError(f"--low-sizes: expected sizes below the full image height {h} of {name}, got {size}")
+        if (w * size) % h:
+            raise InputError(f"--low-sizes: size {size} gives {name}'s {h}x{w} images a width of "
+                             f"{w * size / h:g} pixels; expected sizes whose width {w} * size / {h} is an integer")
+    first, *extra = config.low_sizes
+    shapes = {FULL: shape, LOW: (first, w * first // h, c)}
+    shapes.update({extra_resolution_name(s): (s, w * s // h, c) for s in sorted(extra)})
+    return shapes
+
+
 # Set in the parent before the pool forks, so workers inherit the (possibly large) source arrays.
-_WORKER_STATE: tuple[Source, BuildConfig, Path, str] | None = None
+_WORKER_STATE: tuple[Source, BuildConfig, Path, str, dict[str, tuple[int, int, int]]] | None = None
 
 
 def _build_shard(task: ShardTask) -> dict[str, Any]:
-    """Build one shard pair and its sidecar; runs in a worker process or inline."""
-    source, config, out_dir, digest = _WORKER_STATE
+    """Build one shard (every resolution) and its sidecar; runs in a worker process or inline."""
+    source, config, out_dir, digest, shapes = _WORKER_STATE
     split = source.splits[task.split]
     full = split.load(task.indices)
     if full.shape[1:] != source.shape:
         raise InputError(f"{_input_name(config)}: image batch has shape {full.shape[1:]}, expected {source.shape}")
-    images = {FULL: full, LOW: downsample(full, config.ratio, config.method)}
+    lows = [r for r in shapes if r != FULL]
+    images = {FULL: full, **dict(zip(lows, resize_many(full, [shapes[r][:2] for r in lows], config.method)))}
     labels = split.labels[task.indices]
     state.remove_stale_temps(out_dir, task.split, task.shard)
-    files = write_shard_pair(out_dir, task.split, task.shard, task.indices, labels, images,
-                             config.encoding, config.jpeg_quality, config.tar_writer)
+    files = write_shard(out_dir, task.split, task.shard, task.indices, labels, images,
+                        config.encoding, config.jpeg_quality, config.tar_writer)
     first, last, count = task.expected()
     record = {"config_sha256": digest, "split": task.split, "shard": task.shard, "num_samples": count,
               "first_key": first, "last_key": last, **{r: f.to_dict() for r, f in files.items()},
-              "sums": {r: channel_sums(batch) for r, batch in images.items()}}
+              # the manifest's statistics are those of full and low; a low<H> would only cost time here
+              "sums": {r: channel_sums(images[r]) for r in (FULL, LOW)}}
     state.write_sidecar(out_dir, record)
     return record
 
@@ -152,7 +185,8 @@ def _mean_std(sums: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
     return mean, [math.sqrt(v) / 255 for v in var]
 
 
-def _manifest(source: Source, config: BuildConfig, records: list[dict[str, Any]]) -> Manifest:
+def _manifest(source: Source, config: BuildConfig, shapes: dict[str, tuple[int, int, int]],
+              records: list[dict[str, Any]]) -> Manifest:
     """The manifest (see dataset_format.Manifest) from all shard sidecars."""
     records = sorted(records, key=lambda r: (SPLITS.index(r["split"]), r["shard"]))
     train = [r for r in records if r["split"] == "train"]
@@ -163,16 +197,17 @@ def _manifest(source: Source, config: BuildConfig, records: list[dict[str, Any]]
         raise InputError(f"{_input_name(config)}: every training pixel has the same value in channel "
                          f"{flat[0]} (std 0 over {sum(r['num_samples'] for r in train)} images); "
                          "the loaders normalise by the training std, so a dataset needs some variation")
-    h, w, c = source.shape
 
     def shard(r: dict[str, Any]) -> ShardEntry:
-        files = {res: ShardFiles(**r[res]) for res in RESOLUTIONS}
-        return ShardEntry(num_samples=r["num_samples"], first_key=r["first_key"], last_key=r["last_key"], **files)
+        files = {res: ShardFiles(**r[res]) for res in shapes}
+        return ShardEntry(num_samples=r["num_samples"], first_key=r["first_key"], last_key=r["last_key"],
+                          full=files.pop(FULL), low=files.pop(LOW), extra=files)
 
+    exact = shapes[FULL][0] / shapes[LOW][0]
+    ratio = int(exact) if exact.is_integer() else exact
     return Manifest(
-        dataset=source.name, classes=tuple(source.classes), ratio=config.ratio, method=config.method,
-        sigma=method_sigma(config.method, config.ratio), encoding=config.encoding,
-        shapes={FULL: (h, w, c), LOW: (h // config.ratio, w // config.ratio, c)},
+        dataset=source.name, classes=tuple(source.classes), ratio=ratio, method=config.method,
+        sigma=method_sigma(config.method, ratio), encoding=config.encoding, shapes=shapes,
         mean=tuple(mean), std=tuple(std), low_mean=tuple(low_mean), low_std=tuple(low_std), seed=config.seed,
         config=config.output_config(),
         splits={split: SplitEntry(num_samples=source.splits[split].num_samples,
@@ -187,12 +222,12 @@ def _input_name(config: BuildConfig) -> str:
     return config.source if path is None else str(path)
 
 
-def _check_source(source: Source, config: BuildConfig) -> None:
-    h, w, _ = source.shape
-    if h % config.ratio or w % config.ratio:
-        raise InputError(f"--ratio: image sides {h}x{w} of {source.name} are not divisible by {config.ratio}")
+def _check_source(source: Source, config: BuildConfig) -> dict[str, tuple[int, int, int]]:
+    """The build's resolution shapes (InputError for sizes the source's images do not allow, or no train data)."""
+    shapes = resolution_shapes(config, source.shape, source.name)
     if source.splits["train"].num_samples == 0:
         raise InputError(f"{_input_name(config)}: the train split is empty")
+    return shapes
 
 
 def _shard_digest(output_config: dict[str, Any], config: BuildConfig, source: Source) -> str:
@@ -212,22 +247,23 @@ def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
     out_dir = Path(config.out)
     state.check_out_path(out_dir, config.input_path(), config.source)
     source = open_source(config.source, config.input_path(), **config.source_options())
-    _check_source(source, config)
+    shapes = _check_source(source, config)
     tasks = plan_shards(source, config)
     output_config = config.output_config()
     created = not out_dir.exists()
     lock = state.OutDirLock(out_dir, config.part)
     lock.acquire()  # before anything is written to out_dir
     try:
-        state.prepare_out_dir(out_dir, output_config, config.overwrite)
+        state.prepare_out_dir(out_dir, output_config, config.overwrite, tuple(shapes))
         if config.part is None:
             state.remove_stale_files(out_dir)  # ours alone: whatever a killed build left is stale
         else:
             lock.acquire_part()
         mine = [t for t in tasks if config.part is None or t.shard % config.part[1] == config.part[0]]
-        result = _build_shards(source, config, mine, _shard_digest(output_config, config, source), progress)
+        result = _build_shards(source, config, shapes, mine, _shard_digest(output_config, config, source),
+                               progress)
         if config.part is None:
-            result.manifest = _manifest(source, config, result.records)
+            result.manifest = _manifest(source, config, shapes, result.records)
             _save_manifest(result.manifest, out_dir)
     except InputError:
         if created and lock.try_exclusive():  # bad input found mid-build: leave nothing behind
@@ -239,15 +275,16 @@ def run_build(config: BuildConfig, *, progress: bool = False) -> BuildResult:
     return result
 
 
-def _build_shards(source: Source, config: BuildConfig, tasks: list[ShardTask], digest: str,
-                  progress: bool) -> BuildResult:
-    """Keep the verified shard pairs of ``tasks``, build the others; the result has no manifest yet."""
+def _build_shards(source: Source, config: BuildConfig, shapes: dict[str, tuple[int, int, int]],
+                  tasks: list[ShardTask], digest: str, progress: bool) -> BuildResult:
+    """Keep the verified shards of ``tasks``, build the others; the result has no manifest yet."""
     global _WORKER_STATE
     out_dir = Path(config.out)
-    result = BuildResult(manifest=None)
+    result = BuildResult(manifest=None, resolutions=tuple(shapes))
     todo = []
     for task in tasks:
-        record = state.load_verified_sidecar(out_dir, task.split, task.shard, digest, task.expected())
+        record = state.load_verified_sidecar(out_dir, task.split, task.shard, digest, task.expected(),
+                                             tuple(shapes))
         if record is None:
             todo.append(task)
         else:
@@ -263,7 +300,7 @@ def _build_shards(source: Source, config: BuildConfig, tasks: list[ShardTask], d
         result.samples_written += record["num_samples"]
         bar.update(record["num_samples"])
 
-    _WORKER_STATE = (source, config, out_dir, digest)
+    _WORKER_STATE = (source, config, out_dir, digest, shapes)
     try:
         _run_tasks(todo, config.workers, on_done)
     finally:
@@ -274,12 +311,14 @@ def _build_shards(source: Source, config: BuildConfig, tasks: list[ShardTask], d
 
 def _save_manifest(manifest: Manifest, out_dir: Path) -> None:
     """Write the manifest unless an equal one is there: rerunning a complete build writes nothing
-    (so it also succeeds on a full disk)."""
+    (so it also succeeds on a full disk). A version-1 manifest (written before several low resolutions
+    existed) that states the same dataset is kept as it is, so its bytes do not change."""
     try:
-        if Manifest.load(out_dir).to_dict() == manifest.to_dict():
-            return
+        existing = Manifest.load(out_dir)
     except DatasetFormatError:
-        pass
+        existing = None
+    if existing is not None and existing.to_dict() == replace(manifest, version=existing.version).to_dict():
+        return
     manifest.save(out_dir)
 
 

@@ -3,6 +3,8 @@
     lowmode-preprocess build --source fashion-mnist --out data/fmnist
     lowmode-preprocess build --source cifar10 --input cifar-10-python.tar.gz --out data/c10 --workers 2
     lowmode-preprocess build --source synthetic --out data/syn --num-train 512 --num-val 128 --size 32
+    lowmode-preprocess build --source imagenette --input imagenette2-320 --out data/in --size 128 \
+        --low-sizes 64,80,96,112
     lowmode-preprocess verify data/fmnist
     lowmode-preprocess info data/fmnist --json
     lowmode-preprocess show data/fmnist --split train --count 8 --out pairs.png
@@ -57,6 +59,14 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers (low image heights, "
+                                         f"e.g. 64,96), got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
 def _part(text: str) -> tuple[int, int]:
     index, _, count = text.partition("/")
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
@@ -76,9 +86,14 @@ def _add_build(sub) -> None:
     p.add_argument("--input", help="archive or folder of the source (fashion-mnist: default "
                                    "/usr/share/datasets/fashion-mnist)")
     p.add_argument("--out", required=True, help="dataset directory to write")
-    p.add_argument("--ratio", type=_int_at_least(2), default=2, help="downsampling ratio r (default 2)")
+    p.add_argument("--ratio", type=_int_at_least(2), help="downsampling ratio r of the one low resolution "
+                                                          "(default 2; not with --low-sizes)")
+    p.add_argument("--low-sizes", type=_sizes, metavar="H[,H...]",
+                   help="heights of the low resolutions, each below the full height (e.g. 64,80,96,112; widths "
+                        "scale along): the first is 'low', each further one is stored as low<H>/")
     p.add_argument("--method", choices=METHODS, default="gaussian",
-                   help="downsampling: gaussian (sigma=(r-1)/2, keep every r-th pixel), area, bilinear")
+                   help="downsampling: gaussian (sigma=(s-1)/2 for scale s; integer r: keep every r-th pixel), "
+                        "area, bilinear")
     p.add_argument("--encoding", choices=ENCODINGS, default="raw", help="image bytes in the tars (default raw)")
     p.add_argument("--samples-per-shard", type=_int_at_least(1), default=5000)
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="write-time shuffle seed")
@@ -136,7 +151,8 @@ def _build_config(args: argparse.Namespace):
             raise InputError(f"--{option.replace('_', '-')}: only used by source "
                              f"{' or '.join(option_sources(option))}, not {args.source}")
     optional = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
-    return BuildConfig(source=args.source, out=args.out, input=args.input, ratio=args.ratio, method=args.method,
+    return BuildConfig(source=args.source, out=args.out, input=args.input, ratio=args.ratio,
+                       low_sizes=args.low_sizes, method=args.method,
                        encoding=args.encoding, samples_per_shard=args.samples_per_shard, seed=args.seed,
                        workers=args.workers, overwrite=args.overwrite, part=args.part,
                        jpeg_quality=args.jpeg_quality, tar_writer=args.tar_writer, **optional)
@@ -154,13 +170,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _summary(result) -> str:
     """One line: samples, shards, bytes, seconds, images/s."""
-    from preprocess.dataset_format import RESOLUTIONS
-
-    total_bytes = sum(r[res]["bytes"] for r in result.records for res in RESOLUTIONS)
+    total_bytes = sum(r[res]["bytes"] for r in result.records for res in result.resolutions)
     samples = sum(r["num_samples"] for r in result.records)
     rate = result.samples_written / result.seconds if result.seconds > 0 else 0.0
     what = "dataset" if result.manifest is not None else "part (no manifest)"
-    return (f"{what}: {samples} samples in {len(result.records)} shard pairs ({result.built} built, "
+    shards = "shard pairs" if len(result.resolutions) == 2 else f"shards x {len(result.resolutions)} resolutions"
+    return (f"{what}: {samples} samples in {len(result.records)} {shards} ({result.built} built, "
             f"{result.kept} kept), {total_bytes / 1e6:.1f} MB, {result.seconds:.1f} s, {rate:.0f} images/s")
 
 

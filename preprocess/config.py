@@ -35,8 +35,13 @@ class BuildConfig:
     """Dataset directory to write."""
     input: str | None = None
     """Source archive/folder (None: the source's default, e.g. /usr/share/datasets/fashion-mnist)."""
-    ratio: int = 2
-    """Downsampling ratio r of the low resolution; image sides must be divisible by it."""
+    ratio: int | None = None
+    """Downsampling ratio r of the single low resolution; image sides must be divisible by it. Unset: 2,
+    unless ``low_sizes`` is given (then it stays None: the sizes define the low resolutions)."""
+    low_sizes: tuple[int, ...] | None = None
+    """Heights of the low resolutions, any number, each below the full height (``--low-sizes 64,96``): the
+    first is "low", each further one ``low<H>`` (``preprocess.dataset_format.extra_resolution_name``); widths
+    scale with the height. None: one low resolution at 1/ratio. Not together with ``ratio``."""
     method: str = "gaussian"
     """Downsampling method: gaussian | area | bilinear (see preprocess/downsample.py)."""
     encoding: str = "raw"
@@ -78,7 +83,22 @@ class BuildConfig:
     def __post_init__(self) -> None:
         _check(self.source in SOURCES, "source", f"one of {', '.join(SOURCES)}", self.source)
         _check(bool(str(self.out)), "out", "a directory path", self.out)
-        _check(isinstance(self.ratio, int) and self.ratio >= 2, "ratio", "an integer >= 2", self.ratio)
+        if self.low_sizes is not None:
+            sizes = self.low_sizes
+            ok = isinstance(sizes, (tuple, list)) and len(sizes) >= 1 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)
+            _check(ok, "low-sizes", "comma-separated positive integers (low image heights)", sizes)
+            repeated = sorted({v for v in sizes if list(sizes).count(v) > 1})
+            _check(not repeated, "low-sizes", f"distinct sizes ({repeated[0] if repeated else ''} given twice)",
+                   ",".join(map(str, sizes)))
+            if self.ratio is not None:
+                raise InputError(f"--low-sizes: not together with --ratio {self.ratio} (the first low size "
+                                 "defines the \"low\" resolution; give one of the two options)")
+            object.__setattr__(self, "low_sizes", tuple(sizes))
+        elif self.ratio is None:
+            object.__setattr__(self, "ratio", 2)
+        _check(self.ratio is None or (isinstance(self.ratio, int) and self.ratio >= 2), "ratio", "an integer >= 2",
+               self.ratio)
         _check(self.method in METHODS, "method", f"one of {', '.join(METHODS)}", self.method)
         _check(self.encoding in ENCODINGS, "encoding", f"one of {', '.join(ENCODINGS)}", self.encoding)
         _check(self.samples_per_shard >= 1, "samples-per-shard", "an integer >= 1", self.samples_per_shard)
@@ -128,6 +148,9 @@ class BuildConfig:
         (``FROM_INPUT``, e.g. imagefolder's size and channels) is recorded as None when left unset.
         """
         fields = {k: v for k, v in asdict(self).items() if k in _COMMON_FIELDS}
+        if self.low_sizes is not None:  # recorded only when given: a default build's config stays as it was
+            del fields["ratio"]
+            fields["low_sizes"] = list(self.low_sizes)
         path = self.input_path()
         fields["input"] = None if path is None else str(path.resolve())
         fields.update({k: v for k, v in self.source_options().items() if k not in INPUT_ONLY_OPTIONS})

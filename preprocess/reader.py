@@ -1,4 +1,8 @@
-"""Read samples back from a dataset directory through its index files (for verify, show, tests)."""
+"""Read samples back from a dataset directory through its index files (for verify, show, tests).
+
+``resolution`` is any of the manifest's resolutions (``Manifest.resolutions``: "full", "low" and, in a
+version-2 dataset, each "low<H>"); another name is a ValueError listing them.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ def iter_shard(data_dir: str | Path, manifest: Manifest, resolution: str,
                shard: ShardEntry) -> Iterator[tuple[str, int, np.ndarray]]:
     """(key, label, image) of each sample of one shard, in shard order, read via its index."""
     data_dir = Path(data_dir)
-    encoding, shape = manifest.encoding, manifest.shape(resolution)
+    encoding, shape = manifest.encoding, manifest.shape(resolution)  # ValueError for an unknown resolution
     files = shard.files(resolution)
     entries = parse_index(data_dir / files.idx)
     tar = data_dir / files.tar
@@ -31,7 +35,8 @@ def iter_shard(data_dir: str | Path, manifest: Manifest, resolution: str,
 
 def read_split(data_dir: str | Path, manifest: Manifest, split: str, resolution: str,
                limit: int | None = None) -> Iterator[tuple[str, int, np.ndarray]]:
-    """(key, label, image) of a split's samples in stored order, at most ``limit`` of them."""
+    """(key, label, image) of a split's samples in stored order at ``resolution``, at most ``limit`` of them."""
+    manifest.shape(resolution)  # an unknown resolution fails here, even for a split without shards
     count = 0
     for shard in manifest.splits[split].shards:
         for sample in iter_shard(data_dir, manifest, resolution, shard):

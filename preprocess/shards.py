@@ -1,10 +1,10 @@
-"""Write one shard pair: the same samples, same order, at full and low resolution.
+"""Write one shard: the same samples, same order, at every resolution (full, low, and any ``low<H>``).
 
 Each resolution's shard is a tar with the bytes webdataset's ``TarWriter`` writes (fixed mtime,
 owner and mode, so equal samples give equal bytes; written by ``preprocess.tarpack`` unless
-``tar_writer="webdataset"``) plus its wds2idx index. The four files are written to
-temporary names and renamed into place; the caller records the result (sha256s, per-channel pixel
-sums) in a sidecar only after the renames, so a shard with a sidecar is complete.
+``tar_writer="webdataset"``) plus its wds2idx index. All resolutions' files are written to
+temporary names first and then renamed into place; the caller records the result (sha256s,
+per-channel pixel sums) in a sidecar only after the renames, so a shard with a sidecar is complete.
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def shard_bytes(keys: list[str], labels: np.ndarray, images: np.ndarray, encodin
     return data, format_index(entries)
 
 
-def write_shard_pair(out_dir: Path, split: str, shard: int, indices: np.ndarray, labels: np.ndarray,
-                     images: dict[str, np.ndarray], encoding: str, jpeg_quality: int,
-                     tar_writer: str = "fast") -> dict[str, ShardFiles]:
-    """Write full/ and low/ shard ``shard`` of ``split`` atomically; ``images`` maps resolution -> batch."""
+def write_shard(out_dir: Path, split: str, shard: int, indices: np.ndarray, labels: np.ndarray,
+                images: dict[str, np.ndarray], encoding: str, jpeg_quality: int,
+                tar_writer: str = "fast") -> dict[str, ShardFiles]:
+    """Write shard ``shard`` of ``split`` at every resolution of ``images`` (resolution -> batch, in that
+    order): each resolution's tar and idx go to temporary names, and only when all are written are they
+    renamed into place (a failure removes the temporary files and leaves no partial shard behind)."""
     keys = [sample_key(int(i)) for i in indices]
     staged: list[tuple[Path, Path]] = []
     result = {}

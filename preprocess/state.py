@@ -1,10 +1,11 @@
 """The build's bookkeeping inside a dataset directory, so an interrupted build can resume.
 
 ``DATA/.build/config.json`` holds the output-defining config (written before any shard), and
-``DATA/.build/<split>-<k>.json`` one sidecar per finished shard pair (sha256s, sizes, pixel sums),
-written after the shard's files are renamed into place. On a rerun a shard is kept only if its
-sidecar matches the config and its files still hash to the recorded sha256s; everything else is
-rebuilt. Temporary files (``.<name>.*.tmp``) left by a killed run are deleted.
+``DATA/.build/<split>-<k>.json`` one sidecar per finished shard (sha256s and sizes of each of its
+resolutions' files, pixel sums of full and low), written after all the shard's files are renamed into
+place. On a rerun a shard is kept only if its sidecar matches the config and its files still hash to
+the recorded sha256s; everything else is rebuilt. Temporary files (``.<name>.*.tmp``) left by a killed
+run are deleted.
 
 One build owns the directory at a time (``OutDirLock``): a plain build holds an exclusive ``flock``
 on ``DATA/.lock`` (its PID inside; the file is removed when it ends), ``--part`` builds share it and
@@ -22,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from preprocess.dataset_format import RESOLUTIONS, DatasetFormatError, Manifest, shard_stem
+from preprocess.dataset_format import RESOLUTIONS, DatasetFormatError, Manifest, is_resolution_name, shard_stem
 from preprocess.files import Locked, atomic_write_json, json_sha256, lock_file, sha256_file, unlock_file
 from preprocess.errors import InputError
 
@@ -53,11 +54,19 @@ def _recorded_config(out_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def resolution_dirs(out_dir: Path) -> list[Path]:
+    """The resolution folders in ``out_dir``: full/, low/ and any low<H>/ (``is_resolution_name``)."""
+    try:
+        return sorted(p for p in out_dir.iterdir() if is_resolution_name(p.name) and p.is_dir())
+    except FileNotFoundError:
+        return []
+
+
 def remove_build_outputs(out_dir: Path) -> None:
-    """Delete what a build writes (manifest, full/, low/, .build/); leave other files alone."""
+    """Delete what a build writes (manifest, full/, low/, low<H>/, .build/); leave other files alone."""
     (out_dir / Manifest.NAME).unlink(missing_ok=True)
-    for name in (*RESOLUTIONS, BUILD_DIR):
-        shutil.rmtree(out_dir / name, ignore_errors=True)
+    for path in (*resolution_dirs(out_dir), out_dir / BUILD_DIR):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _is_leftover(name: str) -> bool:
@@ -75,7 +84,7 @@ def _holds_only_fresh_build_dirs(out_dir: Path) -> bool:
     for entry in out_dir.iterdir():
         if entry.name == LOCK_NAME and entry.is_file():
             continue
-        if entry.name not in (BUILD_DIR, *RESOLUTIONS) or not entry.is_dir():
+        if not (entry.name == BUILD_DIR or is_resolution_name(entry.name)) or not entry.is_dir():
             return False
         if not all(_is_leftover(f.name) for f in entry.iterdir()):
             return False
@@ -190,8 +199,10 @@ def _first_word(path: Path) -> str:
     return words[0] if words else "unknown"
 
 
-def prepare_out_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -> None:
-    """Make ``out_dir`` (existing, locked by this build: ``OutDirLock``) ready for a build with ``config``.
+def prepare_out_dir(out_dir: Path, config: dict[str, Any], overwrite: bool,
+                    resolutions: tuple[str, ...] = RESOLUTIONS) -> None:
+    """Make ``out_dir`` (existing, locked by this build: ``OutDirLock``) ready for a build with ``config``
+    writing ``resolutions`` (one folder each).
 
     A non-empty directory is accepted only if it holds a build of the same config (then it is
     resumed) or ``overwrite`` is set (then the old build outputs are deleted first).
@@ -202,7 +213,7 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -> N
             raise InputError(f"{out_dir}: not empty and not a build of this config; "
                              "pass --overwrite to replace it (or choose another --out)")
         remove_build_outputs(out_dir)
-    for name in (BUILD_DIR, *RESOLUTIONS):
+    for name in (BUILD_DIR, *resolutions):
         (out_dir / name).mkdir(parents=True, exist_ok=True)
     if _recorded_config(out_dir) != config or not (out_dir / BUILD_DIR / CONFIG_NAME).exists():
         atomic_write_json(out_dir / BUILD_DIR / CONFIG_NAME, config)
@@ -214,8 +225,8 @@ def remove_stale_files(out_dir: Path) -> None:
     Only under the exclusive lock (a plain build): then no other build is writing here.
     """
     stale = [*out_dir.glob(f".{Manifest.NAME}.*.tmp"), *(out_dir / BUILD_DIR).glob("part-*.lock")]
-    for folder in (*RESOLUTIONS, BUILD_DIR):
-        stale += (out_dir / folder).glob(".*.tmp")
+    for folder in (*resolution_dirs(out_dir), out_dir / BUILD_DIR):
+        stale += folder.glob(".*.tmp")
     for path in stale:
         path.unlink(missing_ok=True)
 
@@ -223,14 +234,14 @@ def remove_stale_files(out_dir: Path) -> None:
 def remove_stale_temps(out_dir: Path, split: str, shard: int) -> None:
     """Delete temporary files a killed build left for this shard (only this shard: parts run side by side)."""
     stem = shard_stem(split, shard)
-    for folder in (*RESOLUTIONS, BUILD_DIR):
-        for tmp in (out_dir / folder).glob(f".{stem}.*.tmp"):
+    for folder in (*resolution_dirs(out_dir), out_dir / BUILD_DIR):
+        for tmp in folder.glob(f".{stem}.*.tmp"):
             tmp.unlink(missing_ok=True)
 
 
-def load_verified_sidecar(out_dir: Path, split: str, shard: int, digest: str,
-                          keys: tuple[str, str, int]) -> dict[str, Any] | None:
-    """The sidecar of a complete, intact shard pair, or None if it must be (re)built.
+def load_verified_sidecar(out_dir: Path, split: str, shard: int, digest: str, keys: tuple[str, str, int],
+                          resolutions: tuple[str, ...] = RESOLUTIONS) -> dict[str, Any] | None:
+    """The sidecar of a complete, intact shard (every one of ``resolutions``), or None if it must be (re)built.
 
     ``keys``: the planned (first_key, last_key, num_samples), so a stale sidecar never passes.
     """
@@ -241,8 +252,13 @@ def load_verified_sidecar(out_dir: Path, split: str, shard: int, digest: str,
     if record.get("config_sha256") != digest or (record.get("first_key"), record.get("last_key"),
                                                    record.get("num_samples")) != keys:
         return None
-    for resolution in RESOLUTIONS:
+    sums = record.get("sums")
+    if not isinstance(sums, dict) or not all(r in sums for r in RESOLUTIONS):  # full and low: the statistics
+        return None
+    for resolution in resolutions:
         files = record.get(resolution, {})
+        if not isinstance(files, dict):
+            return None
         for rel, size_field, sha_field in (("tar", "bytes", "sha256"), ("idx", None, "idx_sha256")):
             path = out_dir / files.get(rel, "missing")
             if not path.is_file() or (size_field and path.stat().st_size != files[size_field]):

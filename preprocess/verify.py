@@ -3,9 +3,9 @@
 Checks per shard and resolution: the files exist with the recorded size and sha256s; the tar's
 members (read with ``tarfile``) pair a label and an image per key, with valid sizes and labels;
 the index file lists exactly the tar's data offsets and sizes; the sample count and first/last
-keys match the manifest. Across resolutions: full/ and low/ shard k hold the same keys and labels
-in the same order. Per split: shard counts add up to the manifest's count, and no tar lies
-around unlisted.
+keys match the manifest. Across resolutions (every one of the manifest: full, low and any low<H>):
+shard k holds the same keys and labels in the same order in each. Per split: shard counts add up to
+the manifest's count, and no tar lies around unlisted in any resolution folder.
 
     lowmode-preprocess verify DATA        # prints each problem, exits 1 if there are any
 """
@@ -17,10 +17,11 @@ import tarfile
 from pathlib import Path
 import numpy as np
 
-from preprocess.dataset_format import (FULL, LABEL_BYTES, LABEL_DTYPE, LABEL_EXT, LOW, RESOLUTIONS, DatasetFormatError,
-                                       Manifest, ShardEntry, ShardFiles)
+from preprocess.dataset_format import (FULL, LABEL_BYTES, LABEL_DTYPE, LABEL_EXT, DatasetFormatError, Manifest,
+                                       ShardEntry, ShardFiles)
 from preprocess.files import sha256_file
 from preprocess.index_format import parse_index
+from preprocess.state import resolution_dirs
 
 
 def _tar_samples(path: Path, encoding: str, image_bytes: int | None, problems: list[str]):
@@ -109,12 +110,13 @@ def _check_index(idx_path: Path, samples: list, problems: list[str]) -> None:
 def _check_split(data_dir: Path, manifest: Manifest, split: str, problems: list[str]) -> None:
     info = manifest.splits[split]
     for shard in info.shards:
-        keys = {r: _check_shard_resolution(data_dir, manifest, r, shard, problems) for r in RESOLUTIONS}
-        if keys[FULL] is not None and keys[LOW] is not None and keys[FULL] != keys[LOW]:
-            i = next((i for i, (a, b) in enumerate(zip(keys[FULL], keys[LOW])) if a != b),
-                     min(len(keys[FULL]), len(keys[LOW])))
-            problems.append(f"{data_dir / shard.full.tar} and {data_dir / shard.low.tar}: "
-                            f"keys/labels differ from sample {i} on (full and low must match in order)")
+        keys = {r: _check_shard_resolution(data_dir, manifest, r, shard, problems) for r in manifest.resolutions}
+        for r in manifest.resolutions[1:]:
+            if keys[FULL] is not None and keys[r] is not None and keys[FULL] != keys[r]:
+                i = next((i for i, (a, b) in enumerate(zip(keys[FULL], keys[r])) if a != b),
+                         min(len(keys[FULL]), len(keys[r])))
+                problems.append(f"{data_dir / shard.full.tar} and {data_dir / shard.files(r).tar}: "
+                                f"keys/labels differ from sample {i} on (full and {r} must match in order)")
     total = sum(shard.num_samples for shard in info.shards)
     if total != info.num_samples:
         problems.append(f"{data_dir / Manifest.NAME}: {split} shards hold {total} samples, "
@@ -131,9 +133,10 @@ def verify_dataset(data_dir: str | Path) -> list[str]:
     problems: list[str] = []
     for split in manifest.splits:
         _check_split(data_dir, manifest, split, problems)
-    listed = {shard.files(r).tar for info in manifest.splits.values() for shard in info.shards for r in RESOLUTIONS}
-    for resolution in RESOLUTIONS:
-        for tar in sorted((data_dir / resolution).glob("*.tar")):
-            if f"{resolution}/{tar.name}" not in listed:
+    listed = {shard.files(r).tar for info in manifest.splits.values() for shard in info.shards
+              for r in manifest.resolutions}
+    for folder in resolution_dirs(data_dir):  # also a low<H>/ the manifest does not have
+        for tar in sorted(folder.glob("*.tar")):
+            if f"{folder.name}/{tar.name}" not in listed:
                 problems.append(f"{tar}: shard not listed in the manifest")
     return problems

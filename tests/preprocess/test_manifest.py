@@ -96,7 +96,7 @@ _DELETE = object()
 
 @pytest.mark.parametrize("change, message", [
     (_set("format", "other"), "field 'format' must be 'lowmode-dataset'"),
-    (_set("version", 2), "manifest version 2 is not supported"),
+    (_set("version", 3), "manifest version 3 is not supported"),
     (_set("classes", _DELETE), "missing field 'classes'"),
     (_set("shapes.full", [16, 16]), "field 'shapes.full' must be [H, W, C]"),
     (_set("shapes.low", [0, 8, 3]), "field 'shapes.low' must be positive [H, W, C]"),
@@ -170,3 +170,88 @@ def test_manifest_paths_must_stay_inside_the_dataset(bad):
     d["splits"]["train"]["shards"][0]["full"]["tar"] = bad
     with pytest.raises(DatasetFormatError, match=r"splits.train.shards\[0\].full.tar.*relative path inside"):
         Manifest.from_dict(d, "manifest.json")
+
+
+# ----------------------------------------------------------------------------- version 2: several low resolutions
+
+
+def _v2(extra: dict[str, list[int]] | None = None, data_dir: Path = LEGACY / "dataset") -> dict:
+    """The legacy v1 manifest as version 2, with each ``extra`` resolution's shape and shard files added."""
+    d = _raw(data_dir)
+    d["version"] = 2
+    for name, shape in (extra or {}).items():
+        d["shapes"][name] = shape
+        for split in d["splits"].values():
+            for shard in split["shards"]:
+                shard[name] = {**shard["low"], "tar": shard["low"]["tar"].replace("low/", f"{name}/"),
+                               "idx": shard["low"]["idx"].replace("low/", f"{name}/")}
+    return d
+
+
+def test_v2_extra_resolutions_round_trip_and_views():
+    d = _v2({"low12": [12, 12, 3], "low4": [4, 4, 3]})
+    m = Manifest.from_dict(copy.deepcopy(d), "x/manifest.json")
+    assert m.version == 2 and m.to_dict() == d
+    assert m.resolutions == ("full", "low", "low4", "low12") and m.low_resolutions == ("low4", "low", "low12")
+    assert [m.height(r) for r in m.resolutions] == [16, 8, 4, 12]
+    assert m.ratio_of("low12") == 16 / 12 and m.ratio_of("low4") == 4.0 and m.ratio_of("full") == 1.0
+    assert m.resolution_of_height(12) == "low12" and m.resolution_of_height(8) == "low"
+    with pytest.raises(ValueError, match=r"no resolution of height 10 \(the dataset stores 16, 8, 4, 12\)"):
+        m.resolution_of_height(10)
+    shard = m.splits["val"].shards[0]
+    assert shard.files("low12").tar == "low12/val-000000.tar" and set(shard.extra) == {"low4", "low12"}
+    assert Manifest.from_dict(m.to_dict()) == m
+
+
+def test_v2_fractional_ratio_round_trips():
+    d = _v2()
+    d["shapes"]["low"] = [12, 12, 3]
+    d["ratio"] = 16 / 12
+    assert Manifest.from_dict(copy.deepcopy(d)).to_dict() == d
+
+
+def test_single_low_v2_has_the_v1_fingerprint(tmp_path):
+    """Only the version differs: checkpoints of a v1 dataset still match the same shards written as v2."""
+    v1 = Manifest.load(LEGACY / "dataset")
+    v2 = Manifest.from_dict(_v2())
+    assert v2.version == 2 and v1.version == 1 and v2 != v1
+    assert v2.fingerprint() == v1.fingerprint()
+    v1.save(tmp_path)  # a v1 manifest read and written stays v1
+    assert _raw(tmp_path)["version"] == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set("shapes.low5", [4, 4, 3]), "field 'shapes.low5' must be [5, W, 3] (a low<H> resolution is H pixels high)"),
+    (_set("shapes.low8", [8, 8, 3]), "field 'shapes.low8' must be a height no other resolution has (low is 8 high)"),
+    (_set("shapes.low16", [16, 16, 3]), "field 'shapes.low16' must be a height below the full height 16"),
+    (_set("shapes.low", [16, 16, 3]), "field 'shapes.low' must be a height below the full height 16"),
+    (_set("shapes.low4", [4, 4, 1]), "field 'shapes.low4' must be [H, W, 3] (the channels of shapes.full)"),
+    (_set("shapes.mid", [4, 4, 3]), "field 'shapes' must be"),
+    (_set("shapes.low04", [4, 4, 3]), "field 'shapes' must be"),
+    (_set("ratio", 4), "field 'ratio' must be full H / low H = 16 / 8 (2, an integer)"),
+    (_set("ratio", 2.0), "field 'ratio' must be full H / low H = 16 / 8 (2, an integer)"),
+    (_set("splits.val.shards[0].low12", _DELETE), "missing field 'splits.val.shards[0].low12'"),
+    (_set("splits.val.shards[0].low12.tar", "/abs.tar"), "field 'splits.val.shards[0].low12.tar' must be a relative"),
+])
+def test_v2_errors_name_the_field(change, message):
+    d = _v2({"low12": [12, 12, 3]})
+    change(d)
+    with pytest.raises(DatasetFormatError) as info:
+        Manifest.from_dict(d, "DATA/manifest.json")
+    assert str(info.value).startswith("DATA/manifest.json: ") and message in str(info.value), str(info.value)
+
+
+def test_v2_fractional_ratio_must_match_the_shapes():
+    d = _v2()
+    d["shapes"]["low"] = [12, 12, 3]
+    for wrong in (1.5, 2, "4/3"):
+        d["ratio"] = wrong
+        with pytest.raises(DatasetFormatError, match=r"field 'ratio' must be full H / low H = 16 / 12 \(1.333"):
+            Manifest.from_dict(d)
+
+
+def test_v1_holds_exactly_full_and_low():
+    d = _raw(LEGACY / "dataset")
+    d["shapes"]["low4"] = [4, 4, 3]
+    with pytest.raises(DatasetFormatError, match=r"field 'shapes' must be \{\"full\": \[H, W, C\], \"low\""):
+        Manifest.from_dict(d)
