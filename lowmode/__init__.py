@@ -19,7 +19,7 @@ and docs/ARCHITECTURE.md ("Public API").
 """
 
 from pipeline.device_downsample import downsample_batch
-from pipeline.schedule import FULL, LOW, MODES, ModeSchedule, ScheduleConfig
+from pipeline.schedule import FULL, LOW, MODES, Ladder, ModeSchedule, ScheduleConfig
 from trainer.method.bn_policy import BN_POLICIES, has_mode_specific_parameters
 from trainer.method.dualmode import (LOW_KERNELS, PRESETS, ConversionReport, check_full_mode_input,
                                      check_low_mode_input, convert_to_dual_mode, get_mode, is_dual_mode,
@@ -29,7 +29,7 @@ from trainer.method.zoo import ZooError, build_zoo_model
 
 __all__ = [
     "BN_POLICIES", "FULL", "LOW", "LOW_KERNELS", "MODES", "PRESETS", "RULE", "ConversionReport", "ConversionRule",
-    "ModeSchedule", "NoConvertibleConvolution", "RulePlan", "ScheduleConfig", "ZooError", "build_zoo_model",
+    "Ladder", "ModeSchedule", "NoConvertibleConvolution", "RulePlan", "ScheduleConfig", "ZooError", "build_zoo_model",
     "check_full_mode_input", "check_low_mode_input", "convert", "convert_to_dual_mode", "downsample_batch",
     "get_mode", "has_mode_specific_parameters", "is_dual_mode", "mode_context", "plan", "recalibrate_bn",
     "set_mode",

@@ -2,8 +2,9 @@
 
 Random crop with zero padding and horizontal flip, as in the usual CIFAR recipe: pad the image by
 ``pad`` pixels of value 0 on every side, take an H×W window at offset (dy, dx) in [0, 2*pad] of the
-padded image, then mirror it left-right if ``flip``. ``pad`` is 4 px at 32×32 and scales with the
-resolution (4 / ratio in low mode, at least 1 px when the full pad is > 0).
+padded image, then mirror it left-right if ``flip``. ``pad`` is 4 px at full resolution and scales with
+the image height (round(4 / ratio) at a low resolution whose ratio is full H / H, at least 1 px when the
+full pad is > 0). Every low resolution draws from the low stream.
 
 The parameters are a pure function of (seed, epoch, step, rank) — one draw per batch, indexed by the
 sample's position in it — so the torch and DALI loaders apply the same crops and flips (identical
@@ -35,8 +36,9 @@ class AugmentParams:
         return (self.offsets - self.pad).astype(np.int32)
 
 
-def pad_for(full_pad: int, ratio: int, mode: str) -> int:
-    """Padding in pixels for ``mode``: ``full_pad`` at full resolution, ``full_pad / ratio`` in low mode."""
+def pad_for(full_pad: int, ratio: float, mode: str) -> int:
+    """Padding in pixels for ``mode``: ``full_pad`` at full resolution, ``round(full_pad / ratio)`` (at least 1)
+    at a low resolution ``ratio`` times smaller than the full one (not necessarily an integer)."""
     if mode == FULL or full_pad == 0:
         return full_pad
     return max(1, round(full_pad / ratio))

@@ -65,8 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--low-batch-scale", type=int, default=defaults.low_batch_scale,
                          help="schedule.low_batch_scale: a low step takes k x the batch (default: "
                               f"{defaults.low_batch_scale})")
+    inspect.add_argument("--ramp-start", type=float, default=defaults.ramp_start,
+                         help=f"schedule.ramp_start (progressive; default: {defaults.ramp_start})")
+    inspect.add_argument("--low-size", type=int, default=defaults.low_size,
+                         help="schedule.low_size: the low height read / the ladder's start (default: the dataset's low)")
+    inspect.add_argument("--constant-pixels", action="store_true", help="schedule.constant_pixels")
     inspect.add_argument("--total-epochs", type=int, default=None,
-                         help="the run's number of epochs (needed by --policy ramp)")
+                         help="the run's number of epochs (needed by --policy ramp and progressive)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     bench = sub.add_parser("bench", help="measure a loader's throughput (images/s) on the train split")
     _common(bench)
@@ -85,7 +90,8 @@ def run_inspect(args: argparse.Namespace) -> dict:
     if args.steps < 0:
         raise ValueError(f"--steps must be >= 0, got {args.steps}")
     config = ScheduleConfig(policy=args.policy, p=args.p, ramp_end=args.ramp_end, ramp_shape=args.ramp_shape,
-                            low_batch_scale=args.low_batch_scale)
+                            low_batch_scale=args.low_batch_scale, ramp_start=args.ramp_start,
+                            low_size=args.low_size, constant_pixels=args.constant_pixels)
     schedule = ModeSchedule(config, args.seed, total_epochs=args.total_epochs)
     loader = make_loader(
         args.data, args.split, batch_size_per_rank=args.batch_size, seed=args.seed, rank=args.rank,
@@ -96,7 +102,8 @@ def run_inspect(args: argparse.Namespace) -> dict:
     try:
         for batch in itertools.islice(loader.epoch(args.epoch, start_step=args.start_step), args.steps):
             shape = list(batch.images.shape)
-            steps.append({"step": batch.step, "mode": batch.mode, "batch_size": shape[0], "shape": shape,
+            steps.append({"step": batch.step, "mode": batch.mode, "resolution": batch.resolution,
+                          "batch_size": shape[0], "shape": shape,
                           "keys": batch.keys})
         steps_in_epoch = loader.steps_in_epoch(args.epoch)
     finally:

@@ -1,4 +1,4 @@
-"""The DALI loader: one pipeline per epoch serves both modes, fed by a serial external source.
+"""The DALI loader: one pipeline per epoch serves every resolution, fed by a serial external source.
 
 The source is a callable that, for iteration i, takes the epoch's i-th ``StepPlan`` and returns
 that step's bytes read from the step's resolution only (a low step never touches ``full/``), the
@@ -11,7 +11,7 @@ normalises to float CHW (``fn.crop_mirror_normalize`` with a per-sample ``mirror
 Why serial, not ``parallel=True``: gathering a batch of raw samples from memory-mapped shards is a
 few numpy copies (~0.1–0.5 ms), cheaper than shipping it from a worker process; DALI's own threads do
 the per-pixel work, and the callback runs inside ``pipe.run()``, which the loader's handover thread
-(``pipeline.handover``) calls, not the training thread. The output shape changes between full and low steps without a rebuild.
+(``pipeline.handover``) calls, not the training thread. The output shape changes between steps of different resolutions without a rebuild.
 Why a new pipeline per ``epoch()`` call: a pipeline that was stopped mid-epoch (resume, inspect)
 still holds prefetched batches; building a CPU pipeline takes a few ms.
 """
@@ -41,8 +41,8 @@ class _StepSource:
         if info.iteration >= len(self.plans):
             raise StopIteration
         plan = self.plans[info.iteration]
-        images, labels = self.reader.gather(plan.mode, plan.positions)
-        h, w, _ = self.reader.index.at(plan.mode).shape
+        images, labels = self.reader.gather(plan.resolution, plan.positions)
+        h, w, _ = self.reader.index.at(plan.resolution).shape
         shapes = np.tile(np.array([h, w], np.int32), (len(plan.positions), 1))
         return images, labels, plan.aug.starts(), shapes, plan.aug.flips
 
@@ -77,7 +77,7 @@ class DaliLoader(Loader):
                     )
                 self._check_labels(plan, labels)  # DALI passes the label bytes through unchecked
                 images, labels = self._to_device(images, labels)
-                yield Batch(step=plan.step, mode=plan.mode, images=images, labels=labels, keys=self.planner.keys(plan))
+                yield Batch(step=plan.step, resolution=plan.resolution, images=images, labels=labels, keys=self.planner.keys(plan))
         finally:
             del pipe
 

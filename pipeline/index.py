@@ -1,9 +1,9 @@
-"""The per-split sample index: key -> (shard, offset, size) at both resolutions.
+"""The per-split sample index: key -> (shard, offset, size) at every resolution the dataset stores.
 
 ``open_split(DATA, split)`` reads ``manifest.json`` (refusing an unknown version) and every shard's
 wds2idx index, and runs the cheap open check: each tar and index exists, each tar's size equals the
-manifest's ``bytes``, each index lists the manifest's sample count, ``full/`` and ``low/`` list the
-same keys in the same order, every sample has an image and a LABEL_BYTES label, and raw images have
+manifest's ``bytes``, each index lists the manifest's sample count, every resolution's folder lists
+the keys of ``full/`` in the same order, every sample has an image and a LABEL_BYTES label, and raw images have
 exactly H*W*C bytes. The sha256 of the tars is NOT checked here (``lowmode-preprocess verify`` does
 that). Positions 0..n-1 enumerate the split in *index order*: shards in manifest order, samples in
 tar order. No tar byte is read here.
@@ -22,7 +22,6 @@ from preprocess.dataset_format import (
     LABEL_BYTES,
     LABEL_EXT,
     LOW,
-    RESOLUTIONS,
     DatasetFormatError,
     Manifest,
     ShardEntry,
@@ -51,14 +50,22 @@ class ResolutionIndex:
 
 @dataclass(frozen=True)
 class SplitIndex:
-    """Both resolutions of one split, position-aligned (same key at the same position)."""
+    """Every resolution of one split, position-aligned (same key at the same position)."""
 
     data_dir: Path
     split: str
     manifest: Manifest
     keys: tuple[str, ...]
-    full: ResolutionIndex
-    low: ResolutionIndex
+    resolutions: dict[str, ResolutionIndex]
+    """By name, in ``manifest.resolutions`` order."""
+
+    @property
+    def full(self) -> ResolutionIndex:
+        return self.resolutions[FULL]
+
+    @property
+    def low(self) -> ResolutionIndex:
+        return self.resolutions[LOW]
 
     @property
     def num_samples(self) -> int:
@@ -69,14 +76,14 @@ class SplitIndex:
         return self.manifest.encoding
 
     @property
-    def ratio(self) -> int:
+    def ratio(self) -> int | float:
         return self.manifest.ratio
 
     def at(self, resolution: str) -> ResolutionIndex:
-        """The index of ``resolution`` ("full" | "low")."""
-        if resolution not in RESOLUTIONS:
-            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
-        return self.full if resolution == FULL else self.low
+        """The index of ``resolution`` (one of ``manifest.resolutions``)."""
+        if resolution not in self.resolutions:
+            raise ValueError(f"resolution must be one of {tuple(self.resolutions)}, got {resolution!r}")
+        return self.resolutions[resolution]
 
     def describe(self, resolution: str, position: int) -> str:
         """'<tar path> key <key>' for error messages about one sample."""
@@ -99,18 +106,19 @@ def open_split(data_dir: str | os.PathLike, split: str, *, max_samples: int = 0)
     shards = manifest.splits[split].shards
     if not shards:
         raise DatasetFormatError(f"{manifest_path}: split {split!r} lists no shards")
-    per_res = {res: [_read_shard_index(data_dir, shard, res) for shard in shards] for res in RESOLUTIONS}
+    names = manifest.resolutions
+    per_res = {res: [_read_shard_index(data_dir, shard, res) for shard in shards] for res in names}
     keys: list[str] = []
-    for k, (full_entries, low_entries) in enumerate(zip(per_res[FULL], per_res[LOW])):
-        _check_same_keys(data_dir, shards[k], full_entries, low_entries)
+    for k, full_entries in enumerate(per_res[FULL]):
+        for res in names[1:]:
+            _check_same_keys(data_dir, shards[k], res, full_entries, per_res[res][k])
         keys.extend(e.key for e in full_entries)
     expected = manifest.splits[split].num_samples
     if expected != len(keys):
         raise DatasetFormatError(f"{manifest_path}: split {split!r} says {expected} samples, shards hold {len(keys)}")
     n = min(max_samples, len(keys)) if max_samples > 0 else len(keys)
-    indexes = {res: _resolution_index(data_dir, res, shards, per_res[res], manifest, n) for res in RESOLUTIONS}
-    return SplitIndex(data_dir=data_dir, split=split, manifest=manifest, keys=tuple(keys[:n]),
-                      full=indexes[FULL], low=indexes[LOW])
+    indexes = {res: _resolution_index(data_dir, res, shards, per_res[res], manifest, n) for res in names}
+    return SplitIndex(data_dir=data_dir, split=split, manifest=manifest, keys=tuple(keys[:n]), resolutions=indexes)
 
 
 def _read_shard_index(data_dir: Path, shard: ShardEntry, resolution: str) -> list[IndexEntry]:
@@ -131,12 +139,13 @@ def _read_shard_index(data_dir: Path, shard: ShardEntry, resolution: str) -> lis
     return entries
 
 
-def _check_same_keys(data_dir: Path, shard: ShardEntry, full: list[IndexEntry], low: list[IndexEntry]) -> None:
+def _check_same_keys(data_dir: Path, shard: ShardEntry, resolution: str, full: list[IndexEntry],
+                     low: list[IndexEntry]) -> None:
     for position, (f, lo) in enumerate(zip(full, low)):
         if f.key != lo.key:
             raise DatasetFormatError(
-                f"{data_dir / shard.low.tar}: key {lo.key} at sample {position} differs from "
-                f"{data_dir / shard.full.tar} key {f.key}; full/ and low/ shards must list the same keys"
+                f"{data_dir / shard.files(resolution).tar}: key {lo.key} at sample {position} differs from "
+                f"{data_dir / shard.full.tar} key {f.key}; full/ and {resolution}/ shards must list the same keys"
             )
 
 

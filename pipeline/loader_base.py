@@ -1,7 +1,7 @@
 """What every loader delivers: ``Batch``, and the ``Loader`` base class both implementations share.
 
 Images are float32 N×C×H×W, normalised with the manifest's FULL-resolution mean/std (0..1 scale)
-in both modes, on the requested device; labels int64 (N,) in [0, manifest.num_classes): a label
+at every resolution, on the requested device; labels int64 (N,) in [0, manifest.num_classes): a label
 outside is a DatasetFormatError naming the shard and key (``Loader._check_labels``, on the host,
 before the batch goes to the device). Normalisation is computed as
 ``(pixel - 255*mean) * (1 / (255*std))`` in float32 by both loaders, so their pixels are bitwise equal.
@@ -21,7 +21,7 @@ from pipeline.handover import ahead
 from pipeline.index import SplitIndex
 from pipeline.plan import Planner, StepPlan
 from pipeline.reader import ShardReader
-from preprocess.dataset_format import DatasetFormatError, Manifest
+from preprocess.dataset_format import FULL, LOW, DatasetFormatError, Manifest
 
 
 def in_memory_format(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -46,14 +46,20 @@ class Batch:
     """One step's data on one rank."""
 
     step: int
-    mode: str
-    """The step's mode, ``pipeline.schedule.MODES``: the resolution its images were read at."""
+    resolution: str
+    """The dataset resolution its images were read at ("full", "low", "low<H>"; the schedule's choice)."""
     images: torch.Tensor
     """float32 (N, C, H, W), normalised, on the loader's device (channels_last if asked); N is the step's
     per-rank batch size (k x the loader's batch for a low step with schedule.low_batch_scale k)."""
     labels: torch.Tensor
     """int64 (N,), on the loader's device."""
     keys: list[str]
+
+    @property
+    def mode(self) -> str:
+        """The step's mode, ``pipeline.schedule.MODES``: "full" at the full resolution, "low" at every other
+        (what ``set_mode`` switches the model to)."""
+        return FULL if self.resolution == FULL else LOW
 
 
 class Loader(abc.ABC):
@@ -148,7 +154,7 @@ class Loader(abc.ABC):
             return
         flat = labels.reshape(-1)
         first = int(torch.nonzero((flat < 0) | (flat >= num_classes))[0, 0])
-        where = self.index.describe(plan.mode, int(plan.positions[first]))
+        where = self.index.describe(plan.resolution, int(plan.positions[first]))
         raise DatasetFormatError(f"{where}: label {int(flat[first])} is outside [0, {num_classes}) "
                                  f"(the manifest lists {num_classes} classes)")
 

@@ -7,11 +7,11 @@ The permutation is cut into global batches of ``batch_size_per_rank * world_size
 the r-th slice of each global batch. The last partial global batch is DROPPED (different samples
 each epoch, since the permutation changes), so every rank runs ``n // global_batch`` steps.
 
-With ``low_batch_scale`` k > 1 (Mix&Match "B+", ``train_layout``) a low step's per-rank batch is
-k * B: steps s = 0, 1, ... in turn consume ``size * world_size`` consecutive positions of the
-permutation (size = k * B if step s is low, else B), rank r taking the r-th slice of ``size``; the
-epoch ends at the first step that does not fit in the positions left, which are dropped. With k = 1
-this is exactly the fixed cut above.
+When a step's batch depends on its resolution (``low_batch_scale`` k > 1, Mix&Match "B+", or
+``constant_pixels``; ``walk_layout``), steps s = 0, 1, ... in turn consume ``size * world_size``
+consecutive positions of the permutation (size = the step's per-rank batch: k * B if step s is low,
+else B), rank r taking the r-th slice of ``size``; the epoch ends at the first step that does not fit
+in the positions left, which are dropped. With every size B this is exactly the fixed cut above.
 Validation: rank r takes positions r, r + W, r + 2W, ... in index order, in batches whose last one
 may be short, so every sample is counted exactly once across ranks.
 """
@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from preprocess.dataset_format import FULL, LOW
 
 # Domain separation for the permutation's seed sequence (differs from the augmentation's).
 _ORDER_DOMAIN = 0x6F72646572  # "order"
@@ -55,11 +57,11 @@ def train_positions(
 
 @dataclass(frozen=True)
 class TrainLayout:
-    """The steps of one training epoch, the same on every rank: which are low, each step's per-rank
+    """The steps of one training epoch, the same on every rank: each step's resolution and per-rank
     batch size, and where each global step starts in the epoch's permutation."""
 
-    low: tuple[bool, ...]
-    """Step s is a low step."""
+    resolutions: tuple[str, ...]
+    """The resolution step s reads ("full", "low", "low<H>")."""
     sizes: np.ndarray
     """int64 (steps,): per-rank batch size of each step (B, or k * B for a low step)."""
     offsets: np.ndarray
@@ -68,7 +70,12 @@ class TrainLayout:
 
     @property
     def num_steps(self) -> int:
-        return len(self.low)
+        return len(self.resolutions)
+
+    @property
+    def low(self) -> tuple[bool, ...]:
+        """Step s is a low step (any resolution but the full one)."""
+        return tuple(r != FULL for r in self.resolutions)
 
     @property
     def consumed(self) -> int:
@@ -86,28 +93,41 @@ def train_layout(
     num_samples: int, batch_size_per_rank: int, world_size: int, is_low: Callable[[int], bool],
     low_batch_scale: int = 1,
 ) -> TrainLayout:
-    """Walk steps 0, 1, ... of an epoch whose step s is low iff ``is_low(s)``: a low step's per-rank batch is
-    ``low_batch_scale * batch_size_per_rank``; stop at the first step whose global batch does not fit in
-    the remaining ``num_samples`` positions. ``is_low`` must be a pure function (the schedule's mode)."""
+    """The two-level case of ``walk_layout``: step s is low iff ``is_low(s)``, and a low step's per-rank
+    batch is ``low_batch_scale * batch_size_per_rank``."""
     check_rank(batch_size_per_rank, 0, world_size)
     if isinstance(low_batch_scale, bool) or not isinstance(low_batch_scale, int) or low_batch_scale < 1:
         raise ValueError(f"low_batch_scale must be an integer >= 1, got {low_batch_scale!r}")
-    low_size = batch_size_per_rank * low_batch_scale
-    flags: list[bool] = []
+
+    def step(s: int) -> tuple[str, int]:
+        low = bool(is_low(s))
+        return (LOW, batch_size_per_rank * low_batch_scale) if low else (FULL, batch_size_per_rank)
+
+    return walk_layout(num_samples, world_size, step)
+
+
+def walk_layout(num_samples: int, world_size: int, step: Callable[[int], tuple[str, int]]) -> TrainLayout:
+    """Walk steps 0, 1, ... of an epoch whose step s reads resolution r with a per-rank batch of b, where
+    ``(r, b) = step(s)``; stop at the first step whose global batch does not fit in the remaining
+    ``num_samples`` positions. ``step`` must be a pure function (the schedule's)."""
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    resolutions: list[str] = []
     sizes: list[int] = []
     offsets: list[int] = []
     consumed = 0
     while True:
-        low = bool(is_low(len(flags)))
-        size = low_size if low else batch_size_per_rank
+        resolution, size = step(len(resolutions))
+        if size < 1:
+            raise ValueError(f"step {len(resolutions)}: per-rank batch must be >= 1, got {size}")
         if consumed + size * world_size > num_samples:
             break
-        flags.append(low)
+        resolutions.append(resolution)
         sizes.append(size)
         offsets.append(consumed)
         consumed += size * world_size
-    return TrainLayout(low=tuple(flags), sizes=np.asarray(sizes, np.int64), offsets=np.asarray(offsets, np.int64),
-                       world_size=world_size)
+    return TrainLayout(resolutions=tuple(resolutions), sizes=np.asarray(sizes, np.int64),
+                       offsets=np.asarray(offsets, np.int64), world_size=world_size)
 
 
 def val_positions(num_samples: int, batch_size_per_rank: int, rank: int, world_size: int) -> list[np.ndarray]:

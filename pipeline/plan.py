@@ -1,13 +1,14 @@
-"""What every step of an epoch reads, in which mode, with which augmentation — shared by both loaders.
+"""What every step of an epoch reads, at which resolution, with which augmentation — shared by both loaders.
 
 A ``StepPlan`` is a pure function of (seed, epoch, step, rank, world size, per-rank batch, schedule,
-split), so the DALI and torch loaders deliver the same keys, modes and crops, and ``epoch(e,
-start_step=k)`` resumes exactly where a run stopped.
+split), so the DALI and torch loaders deliver the same keys, resolutions and crops, and ``epoch(e,
+start_step=k)`` resumes exactly where a run stopped. The planner binds the schedule to its dataset's
+resolutions (``ModeSchedule.with_ladder``), so a step's resolution is a name the dataset stores.
 
-Training epochs follow ``order.train_layout``: with ``schedule.config.low_batch_scale`` k > 1 a low
-step takes k times the per-rank batch, so the number of steps varies per epoch:
+Training epochs follow ``order.walk_layout``: when a low step's batch differs from the configured one
+(``schedule.config.low_batch_scale`` k > 1, or ``constant_pixels``) the number of steps varies per epoch:
 ``steps_in_epoch(epoch)`` (the same on every rank). ``steps_per_epoch`` is the constant count of
-validation and of k = 1 training, and raises for k > 1.
+validation and of fixed-batch training, and raises otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from pipeline import augment, order
 from pipeline.index import SplitIndex
-from pipeline.schedule import FULL, LOW, ModeSchedule
+from pipeline.schedule import FULL, LOW, Ladder, ModeSchedule
 
 DEFAULT_CROP_PAD_PX = 4
 LAYOUT_CACHE_EPOCHS = 4
@@ -29,15 +30,21 @@ LAYOUT_CACHE_EPOCHS = 4
 
 @dataclass(frozen=True)
 class StepPlan:
-    """One step on one rank: its mode, the split positions it reads and their augmentation.
+    """One step on one rank: its resolution, the split positions it reads and their augmentation.
 
     ``len(positions)`` is the step's per-rank batch size (k * B for a low step with low_batch_scale k).
     """
 
     step: int
-    mode: str
+    resolution: str
+    """The dataset resolution the step reads ("full", "low", "low<H>")."""
     positions: np.ndarray
     aug: augment.AugmentParams
+
+    @property
+    def mode(self) -> str:
+        """"full" or "low": the model's mode for this step (every resolution but the full one is low)."""
+        return FULL if self.resolution == FULL else LOW
 
 
 class Planner:
@@ -62,7 +69,10 @@ class Planner:
         self.batch_size_per_rank = batch_size_per_rank
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.train = index.split == "train" if train is None else train
+        if schedule is not None and self.train:
+            schedule = schedule.with_ladder(Ladder.from_manifest(index.manifest))
         self.schedule = schedule if self.train else None
+        """The schedule bound to this dataset's resolutions (None for validation)."""
         self.augment = augment and self.train
         self.crop_pad_px = crop_pad_px
         order.check_rank(batch_size_per_rank, rank, world_size)
@@ -76,12 +86,14 @@ class Planner:
                 raise ValueError(
                     f"{index.split}: {n} samples give no full global batch of {batch_size_per_rank} x {world_size}"
                 )
-            low_global = batch_size_per_rank * self.low_batch_scale * world_size
-            if self.low_batch_scale > 1 and self.schedule.config.policy != "none" and n < low_global:
-                raise ValueError(
-                    f"{index.split}: {n} samples give no full global batch of low steps of "
-                    f"{batch_size_per_rank} x {self.low_batch_scale} (schedule.low_batch_scale) x {world_size}"
-                )
+            if self.schedule is not None and self.schedule.variable_batches:
+                for rung in self.schedule.rungs:
+                    low_batch = self.schedule.step_batch(rung, batch_size_per_rank)
+                    if n < low_batch * world_size:
+                        what = (f"{rung} steps of {low_batch} (schedule.constant_pixels)"
+                                if self.schedule.config.constant_pixels else
+                                f"low steps of {batch_size_per_rank} x {self.low_batch_scale} (schedule.low_batch_scale)")
+                        raise ValueError(f"{index.split}: {n} samples give no full global batch of {what} x {world_size}")
             self._val = None
         else:
             self._val = order.val_positions(n, batch_size_per_rank, rank, world_size)
@@ -89,8 +101,8 @@ class Planner:
 
     @property
     def variable_steps(self) -> bool:
-        """True when the number of steps varies per epoch (training with low_batch_scale > 1)."""
-        return self._val is None and self.low_batch_scale > 1
+        """True when the number of steps varies per epoch (training whose low steps take another batch)."""
+        return self._val is None and self.schedule is not None and self.schedule.variable_batches
 
     @property
     def steps_per_epoch(self) -> int:
@@ -120,10 +132,13 @@ class Planner:
             raise ValueError(f"layout: {self.index.split} is not a training split")
         layout = self._layouts.get(epoch)
         if layout is None:
-            layout = order.train_layout(
-                self.index.num_samples, self.batch_size_per_rank, self.world_size,
-                lambda step: self.mode(epoch, step) == LOW, self.low_batch_scale,
-            )
+            def step(s: int) -> tuple[str, int]:
+                resolution = self.resolution(epoch, s)
+                size = (self.batch_size_per_rank if self.schedule is None
+                        else self.schedule.step_batch(resolution, self.batch_size_per_rank))
+                return resolution, size
+
+            layout = order.walk_layout(self.index.num_samples, self.world_size, step)
             self._layouts[epoch] = layout
             while len(self._layouts) > LAYOUT_CACHE_EPOCHS:
                 self._layouts.popitem(last=False)
@@ -152,6 +167,9 @@ class Planner:
             return self.rank_samples
         return int(self.layout(epoch).sizes.sum())
 
+    def resolution(self, epoch: int, step: int) -> str:
+        return FULL if self.schedule is None else self.schedule.resolution(epoch, step)
+
     def mode(self, epoch: int, step: int) -> str:
         return FULL if self.schedule is None else self.schedule.mode(epoch, step)
 
@@ -173,13 +191,13 @@ class Planner:
         layout = self.layout(epoch)
         permutation = order.epoch_permutation(self.seed, epoch, self.index.num_samples)
         for step in range(start_step, steps):
-            mode = LOW if layout.low[step] else FULL
-            yield self._plan(epoch, step, mode, layout.positions(permutation, step, self.rank))
+            yield self._plan(epoch, step, layout.resolutions[step], layout.positions(permutation, step, self.rank))
 
-    def _plan(self, epoch: int, step: int, mode: str, positions: np.ndarray) -> StepPlan:
-        pad = augment.pad_for(self.crop_pad_px, self.index.ratio, mode)
+    def _plan(self, epoch: int, step: int, resolution: str, positions: np.ndarray) -> StepPlan:
+        mode = FULL if resolution == FULL else LOW
+        pad = augment.pad_for(self.crop_pad_px, self.index.manifest.ratio_of(resolution), mode)
         aug = augment.batch_params(self.seed, epoch, step, self.rank, mode, len(positions), pad, enabled=self.augment)
-        return StepPlan(step=step, mode=mode, positions=np.asarray(positions), aug=aug)
+        return StepPlan(step=step, resolution=resolution, positions=np.asarray(positions), aug=aug)
 
     def keys(self, plan: StepPlan) -> list[str]:
         """Sample keys of a plan's positions."""

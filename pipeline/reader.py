@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.index import ResolutionIndex, SplitIndex
-from preprocess.dataset_format import LABEL_BYTES, LABEL_DTYPE, RESOLUTIONS
+from preprocess.dataset_format import LABEL_BYTES, LABEL_DTYPE
 
 
 class ShardReader:
@@ -30,13 +30,13 @@ class ShardReader:
     def __init__(self, index: SplitIndex) -> None:
         self.index = index
         self.bytes_read: Counter[str] = Counter()
-        """Bytes of image + label data read per resolution ("full" / "low"), in this process."""
+        """Bytes of image + label data read per resolution ("full", "low", "low<H>"), in this process."""
         self.opened: set[Path] = set()
         """Tars opened in this process."""
         self._maps: dict[Path, np.ndarray] = {}
         self._fds: dict[Path, int] = {}
         self._views: dict[tuple[str, int], tuple[np.ndarray, np.ndarray] | None] = {}
-        self._shard_start = {res: _shard_starts(index.at(res)) for res in RESOLUTIONS}
+        self._shard_start = {res: _shard_starts(index.at(res)) for res in index.resolutions}
 
     def __getstate__(self) -> dict:
         return {"index": self.index}

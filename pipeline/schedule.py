@@ -1,14 +1,18 @@
-"""The mode schedule: which training steps run in low mode.
+"""The mode schedule: which training steps run in low mode, and at which of the dataset's resolutions.
 
-``ModeSchedule.mode(epoch, step)`` is a pure function of the schedule config, the seed and the two
-counters: it hashes ``(seed, epoch, step)`` to a uniform number in [0, 1) and compares it with the
-epoch's low-mode probability. No RNG state exists, so every rank, every loader worker and a run
-resumed from a checkpoint draw the same modes without communicating. See ../shared/DESIGN.md
+``ModeSchedule.resolution(epoch, step)`` is a pure function of the schedule config, the seed, the
+dataset's resolutions (``Ladder``) and the two counters; ``mode(epoch, step)`` is derived from it ("full"
+for the full resolution, "low" for every other). For the two-level policies it hashes ``(seed, epoch,
+step)`` to a uniform number in [0, 1) and compares it with the epoch's low-mode probability; a low step
+reads the ladder's ``low`` resolution. No RNG state exists, so every rank, every loader worker and a run
+resumed from a checkpoint draw the same resolutions without communicating. See ../shared/DESIGN.md
 ("Mode schedule").
 
 Policies: "bernoulli" (the paper: p in every epoch that allows low mode), "ramp" (low first: p falls
 from ``p`` at the start of training to 0 at ``ramp_end`` of it, then full only; needs the run's
-``total_epochs``), "alternate" (every k-th step low), "none" (baseline). ``low_batch_scale`` (Mix&Match
+``total_epochs``), "alternate" (every k-th step low), "none" (baseline), "progressive" (a resolution ladder: the image height
+grows with training progress through the dataset's low resolutions to the full one, epoch by epoch;
+``Ladder``). The paper's two-level low mode is the ladder of one rung. ``low_batch_scale`` (Mix&Match
 "B+") is read by the pipeline's planner: a low step takes k times the per-rank batch, so an epoch's
 number of steps depends on its drawn modes (``pipeline.plan.Planner.steps_in_epoch``).
 """
@@ -23,7 +27,9 @@ from typing import Any
 
 from preprocess.dataset_format import FULL, LOW, RESOLUTIONS
 
-POLICIES = ("bernoulli", "alternate", "none", "ramp")
+POLICIES = ("bernoulli", "alternate", "none", "ramp", "progressive")
+TWO_LEVEL_POLICIES = ("bernoulli", "alternate", "ramp")
+"""Policies whose low steps all read one low resolution (``Ladder.low``)."""
 RAMP_SHAPES = ("linear", "cosine", "step")
 MODES = RESOLUTIONS  # a step's mode is the resolution it reads: FULL or LOW
 
@@ -82,15 +88,30 @@ class ScheduleConfig:
     """Explicit low-mode probability per epoch (bernoulli only; empty: not used); overrides p,
     milestones and warm-up. Epochs past the end of the list use its last value."""
     ramp_end: float = 0.6
-    """ramp: the fraction of training, in (0, 1], at which the low-mode probability reaches 0; epochs
-    starting at or after it are full only."""
+    """ramp: the fraction of training, in (0, 1], at which the low-mode probability reaches 0; progressive:
+    at which the image reaches the full height. Epochs starting at or after it are full only (progressive:
+    the final full-resolution fraction of training is 1 - ramp_end)."""
     ramp_shape: str = "linear"
     """ramp: how p falls over [0, ramp_end) of training, t = epoch / total_epochs: "linear"
-    p * (1 - t / ramp_end), "cosine" p * (1 + cos(pi * t / ramp_end)) / 2, "step" p until ramp_end."""
+    p * (1 - t / ramp_end), "cosine" p * (1 + cos(pi * t / ramp_end)) / 2, "step" p until ramp_end.
+    progressive: how the height grows from its start to the full height over [ramp_start, ramp_end) with
+    u = (t - ramp_start) / (ramp_end - ramp_start): "linear" u, "cosine" (1 - cos(pi u)) / 2, "step" 0
+    (the start height until ramp_end: two-level low first)."""
     low_batch_scale: int = 1
     """Mix&Match "B+": a low step takes ``low_batch_scale`` times the per-rank batch (1 = the paper).
     An epoch still reads each sample at most once, so it has fewer steps, their number a pure function
     of (seed, epoch, world size, batch, schedule): ``pipeline.plan.Planner.steps_in_epoch``."""
+
+    ramp_start: float = 0.0
+    """progressive: the fraction of training, in [0, ramp_end), spent at the start height before the ramp
+    begins (Composer's delay_fraction)."""
+    low_size: int = 0
+    """Height in pixels of the low resolution two-level policies read, and the start of a progressive
+    ramp (whose rungs are the dataset's low resolutions at least this high); 0 = the dataset's "low"."""
+    constant_pixels: bool = False
+    """Scale a low step's per-rank batch with its pixels, round(B x (full H / H)^2), so every step reads
+    about the same number of pixels (Multigrid's rule); the LR of the step scales with its batch unless
+    optim.low_lr_scale is set. Excludes low_batch_scale > 1."""
 
     def __post_init__(self) -> None:
         # TOML gives lists and None means "not used": store a tuple so the config stays hashable and immutable.
@@ -115,19 +136,78 @@ class ScheduleConfig:
         _check(self.ramp_shape in RAMP_SHAPES, "ramp_shape", f"one of {', '.join(RAMP_SHAPES)}", self.ramp_shape)
         _check(_is_int(self.low_batch_scale) and self.low_batch_scale >= 1, "low_batch_scale", "an integer >= 1",
                self.low_batch_scale)
+        _check(_is_number(self.ramp_start) and 0.0 <= self.ramp_start < self.ramp_end, "ramp_start",
+               f"a number in [0, ramp_end = {self.ramp_end})", self.ramp_start)
+        _check(_is_int(self.low_size) and self.low_size >= 0, "low_size",
+               "an integer >= 0 (a low height in pixels; 0 = the dataset's 'low')", self.low_size)
+        _check(isinstance(self.constant_pixels, bool), "constant_pixels", "true or false", self.constant_pixels)
+        _check(not (self.constant_pixels and self.low_batch_scale > 1), "constant_pixels",
+               f"false when low_batch_scale > 1 (both set the low batch; low_batch_scale is {self.low_batch_scale})",
+               self.constant_pixels)
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The resolutions a schedule may choose: the full height and the low rungs (name, height), by
+    increasing height. ``low`` is the rung two-level policies read ("low" unless ``schedule.low_size``
+    names another). Built from a dataset's manifest (``from_manifest``); a schedule without one is the
+    two-level case: one rung named "low" whose height is not known (``two_level``)."""
+
+    full_height: int | None
+    rungs: tuple[tuple[str, int | None], ...]
+
+    @classmethod
+    def two_level(cls) -> Ladder:
+        return cls(full_height=None, rungs=((LOW, None),))
+
+    @classmethod
+    def from_manifest(cls, manifest) -> Ladder:
+        """Every resolution of a ``preprocess.dataset_format.Manifest``."""
+        return cls(full_height=manifest.height(FULL),
+                   rungs=tuple((name, manifest.height(name)) for name in manifest.low_resolutions))
+
+    @property
+    def known(self) -> bool:
+        """Whether the heights are known (a dataset's ladder)."""
+        return self.full_height is not None
+
+    def height(self, resolution: str) -> int | None:
+        if resolution == FULL:
+            return self.full_height
+        for name, height in self.rungs:
+            if name == resolution:
+                return height
+        raise ValueError(f"resolution must be one of {(FULL, *self.names)}, got {resolution!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The low rungs' names, by increasing height."""
+        return tuple(name for name, _ in self.rungs)
+
+    def rung_of_height(self, height: int, key: str) -> str:
+        """The rung ``height`` pixels high; ValueError naming ``schedule.<key>`` and the stored sizes if none."""
+        for name, h in self.rungs:
+            if h == height:
+                return name
+        sizes = ", ".join(str(h) for _, h in self.rungs)
+        raise ValueError(f"schedule.{key}: {height} is not one of the dataset's low sizes ({sizes}; full "
+                         f"{self.full_height}); build them with lowmode-preprocess build --low-sizes")
 
 
 class ModeSchedule:
-    """Per-step modes for one training run: ``mode(epoch, step)`` is "full" or "low".
+    """Per-step resolutions for one training run: ``resolution(epoch, step)`` is a name of ``ladder``
+    ("full", "low", "low<H>"), ``mode(epoch, step)`` is "full" or "low".
 
     ``seed`` is the run's seed, ``lr_milestones_epochs`` the optimiser's LR milestones (each
     starts ``config.full_epochs_after_milestone`` full-only epochs) and ``total_epochs`` the run's
-    number of epochs (required by policy "ramp", whose progress is epoch / total_epochs; None:
-    unknown); the same arguments always give the same modes.
+    number of epochs (required by policies "ramp" and "progressive", whose progress is epoch /
+    total_epochs; None: unknown); ``ladder`` the dataset's resolutions (None: two-level, the low
+    resolution named "low"; the pipeline's planner binds a schedule to its dataset with
+    ``with_ladder``). The same arguments always give the same resolutions.
     """
 
     def __init__(self, config: ScheduleConfig, seed: int, *, lr_milestones_epochs=(),
-                 total_epochs: int | None = None) -> None:
+                 total_epochs: int | None = None, ladder: Ladder | None = None) -> None:
         if not _is_int(seed):
             raise ValueError(f"ModeSchedule seed must be an integer, got {seed!r}")
         milestones = lr_milestones_epochs
@@ -135,17 +215,47 @@ class ModeSchedule:
             raise ValueError(f"lr_milestones_epochs: expected a list of integers >= 0, got {milestones!r}")
         if total_epochs is not None and not (_is_int(total_epochs) and total_epochs >= 1):
             raise ValueError(f"total_epochs: expected an integer >= 1 or None, got {total_epochs!r}")
-        if config.policy == "ramp" and total_epochs is None:
-            raise ValueError("total_epochs: schedule.policy 'ramp' needs the run's number of epochs "
+        if config.policy in ("ramp", "progressive") and total_epochs is None:
+            raise ValueError(f"total_epochs: schedule.policy {config.policy!r} needs the run's number of epochs "
                              "(an integer >= 1), got None")
         self.config = config
         self.seed = seed
         self.lr_milestones_epochs: tuple[int, ...] = tuple(milestones)
         self.total_epochs: int | None = total_epochs
+        self.ladder = ladder if ladder is not None else Ladder.two_level()
+        needs_heights = config.policy == "progressive" or bool(config.low_size) or config.constant_pixels
+        self.bound = self.ladder.known or not needs_heights
+        """Whether the schedule knows the resolutions it needs; an unbound one (progressive, low_size or
+        constant_pixels before a dataset's ladder is given) is bound by the pipeline's planner."""
+        self.low: str = LOW
+        """The low resolution two-level policies read (``schedule.low_size``; "low" by default)."""
+        self.rungs: tuple[str, ...] = (LOW,)
+        """The low resolutions this schedule can choose (progressive: every rung from the start height up)."""
+        if self.bound:
+            if config.low_size:
+                self.low = self.ladder.rung_of_height(config.low_size, "low_size")
+            if self.low not in self.ladder.names:
+                raise ValueError(f"schedule: the dataset has no {self.low!r} resolution (has {self.ladder.names})")
+            start = self.ladder.height(self.low)
+            if config.policy == "progressive":
+                self.rungs = tuple(name for name, h in self.ladder.rungs if start is None or h >= start)
+            else:
+                self.rungs = (self.low,)
+
+    def _require_bound(self) -> None:
+        if not self.bound:
+            raise ValueError("schedule: policy 'progressive', low_size and constant_pixels need the dataset's "
+                             "resolutions: give the schedule to make_loader / Planner, which bind it, or "
+                             "ModeSchedule(..., ladder=Ladder.from_manifest(manifest))")
+
+    def with_ladder(self, ladder: Ladder) -> ModeSchedule:
+        """The same schedule on a dataset's resolutions (what the planner reads)."""
+        return ModeSchedule(self.config, self.seed, lr_milestones_epochs=self.lr_milestones_epochs,
+                            total_epochs=self.total_epochs, ladder=ladder)
 
     def __repr__(self) -> str:
         return (f"ModeSchedule({self.config!r}, seed={self.seed}, lr_milestones_epochs={self.lr_milestones_epochs}, "
-                f"total_epochs={self.total_epochs})")
+                f"total_epochs={self.total_epochs}, ladder={self.ladder!r})")
 
     def full_only_epoch(self, epoch: int) -> bool:
         """True when ``epoch`` is a warm-up epoch or one of the N epochs from an LR milestone on."""
@@ -175,6 +285,8 @@ class ModeSchedule:
             return 1.0 / cfg.alternate_every
         if cfg.policy == "ramp":
             return self._ramp_p(epoch)
+        if cfg.policy == "progressive":
+            return 0.0 if self.progressive_resolution(epoch) == FULL else 1.0
         return cfg.p
 
     def _ramp_p(self, epoch: int) -> float:
@@ -188,17 +300,69 @@ class ModeSchedule:
             return cfg.p * 0.5 * (1.0 + math.cos(math.pi * t / cfg.ramp_end))
         return cfg.p  # step
 
-    def mode(self, epoch: int, step: int) -> str:
-        """"full" or "low" for ``step`` (0-based, within the epoch) of ``epoch``; pure, no state."""
+    def progressive_resolution(self, epoch: int) -> str:
+        """progressive: the resolution of every step of ``epoch``. With t = epoch / total_epochs (progress at
+        the epoch's start) and h0 the start height: full from ramp_end on; before, the target height
+        h0 + (H - h0) * shape(u), u = max(0, t - ramp_start) / (ramp_end - ramp_start), rounded DOWN to the
+        highest rung at most that high, so the ladder climbs rung by rung and full resolution comes only at
+        ramp_end."""
+        self._require_bound()
+        cfg = self.config
+        t = epoch / self.total_epochs
+        if t >= cfg.ramp_end:
+            return FULL
+        u = max(0.0, t - cfg.ramp_start) / (cfg.ramp_end - cfg.ramp_start)
+        grow = {"linear": u, "cosine": 0.5 * (1.0 - math.cos(math.pi * u)), "step": 0.0}[cfg.ramp_shape]
+        start = self.ladder.height(self.rungs[0])
+        target = start + (self.ladder.full_height - start) * grow
+        chosen = self.rungs[0]
+        for name in self.rungs:
+            if self.ladder.height(name) <= target + 1e-9:
+                chosen = name
+        return chosen
+
+    def resolution(self, epoch: int, step: int) -> str:
+        """The resolution ``step`` (0-based, within the epoch) of ``epoch`` reads: "full" or one of the
+        ladder's low rungs; pure, no state."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
+        self._require_bound()
         p = self.p_for_epoch(epoch)
         if p <= 0.0:
             return FULL
+        if self.config.policy == "progressive":
+            return self.progressive_resolution(epoch)
         if self.config.policy == "alternate":
             k = self.config.alternate_every
-            return LOW if step % k == k - 1 else FULL
-        return LOW if counter_uniform(_DOMAIN, self.seed, epoch, step) < p else FULL
+            return self.low if step % k == k - 1 else FULL
+        return self.low if counter_uniform(_DOMAIN, self.seed, epoch, step) < p else FULL
+
+    def mode(self, epoch: int, step: int) -> str:
+        """"full" or "low" for ``step`` (0-based, within the epoch) of ``epoch``: whether its resolution is
+        the full one; pure, no state."""
+        return FULL if self.resolution(epoch, step) == FULL else LOW
+
+    def batch_scale(self, resolution: str) -> float:
+        """A step's per-rank batch relative to the configured one: 1 at full resolution; at a low one
+        ``low_batch_scale``, or with ``constant_pixels`` (full H / H)^2 (exact; ``step_batch`` rounds)."""
+        if resolution == FULL:
+            return 1.0
+        self._require_bound()
+        if self.config.constant_pixels:
+            return (self.ladder.full_height / self.ladder.height(resolution)) ** 2
+        return float(self.config.low_batch_scale)
+
+    def step_batch(self, resolution: str, batch_size_per_rank: int) -> int:
+        """Per-rank batch of a step at ``resolution``: B, k x B (low_batch_scale) or, with constant_pixels,
+        round(B x (full H / H)^2) (half to even, at least 1)."""
+        if resolution == FULL or (not self.config.constant_pixels and self.config.low_batch_scale == 1):
+            return batch_size_per_rank
+        return max(1, round(batch_size_per_rank * self.batch_scale(resolution)))
+
+    @property
+    def variable_batches(self) -> bool:
+        """Whether low steps take a batch other than the configured one."""
+        return self.config.policy != "none" and (self.config.low_batch_scale > 1 or self.config.constant_pixels)
 
     def modes(self, epoch: int, num_steps: int) -> list[str]:
         """Modes of steps 0..num_steps-1 of ``epoch``."""

@@ -33,7 +33,7 @@ class _EpochSteps(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         plan = self.plans[i]
-        images, labels = read_batch(self.reader, plan.mode, plan.positions)
+        images, labels = read_batch(self.reader, plan.resolution, plan.positions)
         images = augment.apply_numpy(images, plan.aug)
         chw = ((images.astype(np.float32) - self.mean_255) * self.inv_std_255).transpose(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(chw)), torch.from_numpy(labels)
@@ -72,4 +72,4 @@ class TorchLoader(Loader):
         for plan, (images, labels) in zip(plans, loader):
             self._check_labels(plan, labels)  # here, not in a worker: its error would arrive wrapped
             images, labels = self._to_device(images, labels)
-            yield Batch(step=plan.step, mode=plan.mode, images=images, labels=labels, keys=self.planner.keys(plan))
+            yield Batch(step=plan.step, resolution=plan.resolution, images=images, labels=labels, keys=self.planner.keys(plan))

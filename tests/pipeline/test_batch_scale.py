@@ -150,8 +150,8 @@ def test_too_few_samples_for_one_low_global_batch(index):
 def test_layout_is_cached(index, monkeypatch):
     planner = _planner(index)
     calls = []
-    draw = planner.mode
-    monkeypatch.setattr(planner, "mode", lambda e, s: calls.append((e, s)) or draw(e, s))
+    draw = planner.resolution
+    monkeypatch.setattr(planner, "resolution", lambda e, s: calls.append((e, s)) or draw(e, s))
     steps = planner.steps_in_epoch(1)
     assert len(calls) == steps + 1  # one draw per step, plus the one that did not fit
     for _ in range(5):

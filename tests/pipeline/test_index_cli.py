@@ -107,11 +107,11 @@ def test_inspect_json_in_another_process_matches_the_loader(data_dir, kind):
     loader = make_loader(data_dir, "train", batch_size_per_rank=16, seed=4, rank=1, world_size=2, kind="torch",
                          schedule=ModeSchedule(ScheduleConfig(p=0.5), seed=4), num_workers=0)
     expected = [
-        {"step": b.step, "mode": b.mode, "batch_size": 16, "shape": list(b.images.shape), "keys": b.keys}
+        {"step": b.step, "mode": b.mode, "resolution": b.resolution, "batch_size": 16, "shape": list(b.images.shape), "keys": b.keys}
         for b, _ in zip(loader.epoch(2), range(3))
     ]
     assert out["steps"] == expected
-    assert all(set(s) == {"step", "mode", "batch_size", "shape", "keys"} for s in out["steps"])
+    assert all(set(s) == {"step", "mode", "resolution", "batch_size", "shape", "keys"} for s in out["steps"])
 
 
 def test_cli_exit_code_2_in_a_real_process(tmp_path):

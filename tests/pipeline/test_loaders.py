@@ -57,7 +57,7 @@ def _normalise(images: np.ndarray, manifest: Manifest) -> torch.Tensor:
 def _assert_batches_equal(a, b):
     assert len(a) == len(b)
     for x, y in zip(a, b):
-        assert (x.step, x.mode, x.keys) == (y.step, y.mode, y.keys)
+        assert (x.step, x.resolution, x.mode, x.keys) == (y.step, y.resolution, y.mode, y.keys)
         assert torch.equal(x.labels, y.labels)
         assert torch.equal(x.images, y.images), f"step {x.step} ({x.mode}) pixels differ"
 

@@ -122,7 +122,7 @@ class ConversionReport:
     unsupported: dict[str, str] = field(default_factory=dict)
     bn_policy: str = "frozen"
     bn_layers: list[str] = field(default_factory=list)
-    ratio: int = 2
+    ratio: int | float = 2
     low_kernels: str = "pool"
 
     def summary(self) -> str:
@@ -223,7 +223,7 @@ def convert_to_dual_mode(
     kernel_sizes: Iterable[int] = (3, 5, 7),
     skip_in_low: tuple[str, ...] | None = None,
     bn_policy: str = "frozen",
-    ratio: int = 2,
+    ratio: int | float = 2,
     low_kernels: str = "pool",
 ) -> ConversionReport:
     """Give ``model``'s selected convolutions a low-mode path, in place; return what changed.
@@ -236,7 +236,8 @@ def convert_to_dual_mode(
         skip_in_low: regexes of modules (e.g. the stem max-pool) that pass input through in low
             mode; None means the preset's, or none.
         bn_policy: one of :data:`BN_POLICIES` (see :mod:`trainer.method.bn_policy`).
-        ratio: the input downsampling ratio r, which sets the pooled kernel size.
+        ratio: the input downsampling ratio r, which sets the pooled kernel size (an integer; "keep" also
+            takes a non-integer ratio, e.g. 128 -> 96 px, which it only records).
         low_kernels: "pool" (the paper: selected convs use T(W) in low mode, skip_in_low modules
             pass through) or "keep" (no conv converted, nothing skipped — skip_in_low and the
             preset's are ignored —, only the BN policy applied: low mode runs the same kernels on
@@ -249,8 +250,10 @@ def convert_to_dual_mode(
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     if bn_policy not in BN_POLICIES:
         raise ValueError(f"bn_policy must be one of {BN_POLICIES}, got {bn_policy!r}")
-    if not isinstance(ratio, int) or ratio < 2:
-        raise ValueError(f"ratio must be an integer >= 2, got {ratio!r}")
+    # "keep" pools nothing, so any downsampling ratio runs (a 128 -> 96 ladder rung); it is only recorded.
+    any_ratio = low_kernels == "keep" and isinstance(ratio, float) and ratio > 1
+    if not any_ratio and (isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 2):
+        raise ValueError(f"ratio must be an integer >= 2 (with low_kernels='keep': any number > 1), got {ratio!r}")
     if low_kernels not in LOW_KERNELS:
         raise ValueError(f"low_kernels must be one of {LOW_KERNELS}, got {low_kernels!r}")
     chosen = PRESETS[preset] if preset is not None else None

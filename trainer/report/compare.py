@@ -45,6 +45,9 @@ class Run:
     derived: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     """Flat {"section.key": value} of RUN/config.toml (empty when the run has none)."""
+    sizes: list[tuple[int, float]] = field(default_factory=list)
+    """(epoch, mean image height of its training steps), from the step records' ``size`` (runs since the
+    resolution ladder; empty before)."""
 
     @property
     def evaluated(self) -> list[dict[str, Any]]:
@@ -63,7 +66,16 @@ def load_run(path: str | Path) -> Run:
     epochs = [r for r in records if r.get("kind") == "epoch"]
     if not any(e.get("val_acc") is not None for e in epochs):
         raise CompareError(f"{run_dir.path}: no evaluated epoch in {run_dir.metrics.name}")
-    return Run(run_dir.path, summary, epochs, policy, label=run_dir.path.name, config=config)
+    return Run(run_dir.path, summary, epochs, policy, label=run_dir.path.name, config=config,
+               sizes=_mean_size_per_epoch(records))
+
+
+def _mean_size_per_epoch(records: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    per_epoch: dict[int, list[int]] = {}
+    for r in records:
+        if r.get("kind") == "step" and "size" in r:
+            per_epoch.setdefault(r["epoch"], []).append(r["size"])
+    return [(e, sum(v) / len(v)) for e, v in sorted(per_epoch.items())]
 
 
 def pick_baseline(runs: list[Run], explicit: str | None) -> Run:
@@ -186,9 +198,19 @@ def _plot_velocity(ax, runs: list[Run]) -> None:
     ax.legend()
 
 
+def _plot_resolution(ax, runs: list[Run]) -> None:
+    for run in runs:
+        if run.sizes:
+            ax.plot([e for e, _ in run.sizes], [h for _, h in run.sizes], marker=".", label=run.label)
+    ax.set(xlabel="epoch", ylabel="mean image height of the epoch's steps (px)",
+           title="Training resolution (the schedule's choice)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
 def write_plots(runs: list[Run], target: float, out: Path, frontier_result: dict[str, Any] | None = None) -> None:
-    """Write accuracy_vs_time.png, velocity.png and compare.png (the panels side by side, the frontier
-    first when given)."""
+    """Write accuracy_vs_time.png, velocity.png, resolution.png (when the runs record their steps' image
+    heights) and compare.png (the panels side by side, the frontier first when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,6 +218,8 @@ def write_plots(runs: list[Run], target: float, out: Path, frontier_result: dict
 
     panels = {"accuracy_vs_time.png": lambda ax: _plot_accuracy(ax, runs, target),
               "velocity.png": lambda ax: _plot_velocity(ax, runs)}
+    if any(run.sizes for run in runs):
+        panels["resolution.png"] = lambda ax: _plot_resolution(ax, runs)
     for name, draw in panels.items():
         fig, ax = plt.subplots(figsize=(7, 4.5))
         draw(ax)
@@ -220,8 +244,12 @@ def run_cost(run: Run, step_costs: dict[str, float] | None) -> float:
     if missing:
         raise CompareError(f"{run.path}: summary.json lacks {missing[0]} (needed for full-step equivalents)")
     recalibrated = sum(int(e.get("bn_recalibrated_batches", 0)) for e in run.epochs)
-    return frontier_view.full_step_equivalents(run.config, run.summary["steps_full"], run.summary["steps_low"],
-                                               recalibrated, step_costs)
+    try:
+        return frontier_view.full_step_equivalents(
+            run.config, run.summary["steps_full"], run.summary["steps_low"], recalibrated, step_costs,
+            run.summary.get("low_steps_by_size"), run.summary.get("low_batch_scale_by_size"))
+    except ValueError as exc:
+        raise CompareError(f"{run.path}: {exc}") from None
 
 
 def load_step_costs(path: str | Path) -> dict[str, float]:
@@ -230,14 +258,26 @@ def load_step_costs(path: str | Path) -> dict[str, float]:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CompareError(f"--step-costs {path}: cannot read a trainer.bench JSON ({exc})") from None
-    costs = {}
+    costs: dict[str, Any] = {}
     for key in ("ratio", "keep_ratio"):
         value = data.get(key) if isinstance(data, dict) else None
-        if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        if not _positive(value):
             raise CompareError(f"--step-costs {path}: field {key!r} must be a positive number "
                                f"(a `python -m trainer.bench --json` result), got {value!r}")
         costs[key] = float(value)
+    if "keep_ratio_by_size" in data or "low_size" in data:  # a bench with --low-sizes (a resolution ladder)
+        by_size, low = data.get("keep_ratio_by_size"), data.get("low_size")
+        if not (isinstance(by_size, dict) and all(k.isdigit() and _positive(v) for k, v in by_size.items())
+                and isinstance(low, int) and str(low) in by_size):
+            raise CompareError(f"--step-costs {path}: fields 'keep_ratio_by_size' ({{side: positive ratio}}) and "
+                               f"'low_size' (one of its sides) must come together, got {by_size!r}, {low!r}")
+        costs["keep_ratio_by_size"] = {k: float(v) for k, v in by_size.items()}
+        costs["low_size"] = low
     return costs
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
 
 
 def frontier(runs: list[Run], baseline: str | None = None,

@@ -88,9 +88,26 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
     return {f"{s}.{k}": v for s, keys in config.items() if isinstance(keys, dict) for k, v in keys.items()}
 
 
+def _schedule_defaults() -> dict[str, Any]:
+    from dataclasses import fields
+
+    from pipeline.schedule import ScheduleConfig
+
+    return {f"schedule.{f.name}": list(f.default) if isinstance(f.default, tuple) else f.default
+            for f in fields(ScheduleConfig)}
+
+
+SCHEDULE_DEFAULTS = _schedule_defaults()
+"""A schedule key a run's config lacks counts as its default: a run written before the key existed
+(schedule.low_size, ramp_start, constant_pixels came with the resolution ladder) ran with the default, so it
+belongs to the same family as a newer run that records it."""
+
+
 def family_key(config: dict[str, Any]) -> str:
-    """The config without budget, seed and result-neutral keys, as canonical JSON."""
-    kept = {k: v for k, v in config.items() if k not in BUDGET_KEYS and not k.startswith(NEUTRAL_PREFIXES)}
+    """The config without budget, seed and result-neutral keys, missing schedule keys at their defaults,
+    as canonical JSON."""
+    kept = {k: v for k, v in {**SCHEDULE_DEFAULTS, **config}.items()
+            if k not in BUDGET_KEYS and not k.startswith(NEUTRAL_PREFIXES)}
     return json.dumps(kept, sort_keys=True)
 
 
@@ -156,18 +173,35 @@ FULL_STEPS = "full-step equivalents"
 
 
 def full_step_equivalents(config: dict[str, Any], steps_full: int, steps_low: int, recalibrated_batches: int,
-                          step_costs: dict[str, float]) -> float:
-    """A run's training cost in full steps: full + low x k x c + BN re-estimation batches.
+                          step_costs: dict[str, Any], low_steps_by_size: dict[str, int] | None = None,
+                          batch_scale_by_size: dict[str, float] | None = None) -> float:
+    """A run's training cost in full steps: full + sum over low sizes of steps x k x c + BN re-estimation batches.
 
-    c is the low/full cost ratio of the run's low step measured in paired bench rounds (``trainer.bench``:
-    ``ratio`` for the paper's pooled kernels, ``keep_ratio`` for kept ones), k the low step's batch
-    multiple (``schedule.low_batch_scale``: a step of k x the images costs about k times as much), and each
-    BN re-estimation batch counts as a whole full step (a forward pass only: an upper bound). No machine
-    drift biases it, and a GPU user gets their own saving by putting in their own ratio."""
+    c is the low/full cost ratio of a low step measured in paired bench rounds (``trainer.bench``: ``ratio``
+    for the paper's pooled kernels, ``keep_ratio`` for kept ones; at a ladder's other rungs
+    ``keep_ratio_by_size``), k the low step's batch multiple (``schedule.low_batch_scale``, or per size
+    ``low_batch_scale_by_size`` from summary.json: a step of k x the images costs about k times as much),
+    and each BN re-estimation batch counts as a whole full step (a forward pass only: an upper bound). No
+    machine drift biases it, and a GPU user gets their own saving by putting in their own ratios.
+    ``low_steps_by_size`` (summary.json, runs since the ladder): low steps per image height; without it
+    every low step is at the bench's low size. A size the bench did not time is a ValueError naming it."""
     kind = config.get("model.low_kernels", "pool")
     ratio = step_costs["keep_ratio" if kind == "keep" else "ratio"]
     k = float(config.get("schedule.low_batch_scale", 1))
-    return steps_full + steps_low * k * ratio + recalibrated_batches
+    by_size = {h: n for h, n in (low_steps_by_size or {}).items() if n}
+    bench_low = step_costs.get("low_size")
+    if not by_size or (len(by_size) == 1 and (bench_low is None or str(bench_low) in by_size)):
+        only = next(iter(by_size), None)
+        k = (batch_scale_by_size or {}).get(only, k) if only is not None else k
+        return steps_full + steps_low * k * ratio + recalibrated_batches
+    costs = step_costs.get("keep_ratio_by_size", {}) if kind == "keep" else {str(bench_low): ratio}
+    missing = sorted(set(by_size) - set(costs), key=int)
+    if missing:
+        raise ValueError(f"no step cost for the low steps at {', '.join(missing)} px (the step costs time "
+                         f"{', '.join(sorted(costs, key=int))} px); time every size the run read: python -m "
+                         f"trainer.bench ... --low-sizes {','.join(sorted(by_size, key=int))}")
+    scales = batch_scale_by_size or {}
+    return steps_full + sum(n * scales.get(h, k) * costs[h] for h, n in by_size.items()) + recalibrated_batches
 
 
 def analyse(runs: list[RunPoint], baseline_path: str | None = None, cost: str = WALL_CLOCK) -> dict[str, Any]:

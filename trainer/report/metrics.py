@@ -123,6 +123,9 @@ def summarize(records: list[dict[str, Any]], extra: dict[str, Any] | None = None
         summary[f"median_step_s_{mode}"] = statistics.median(times) if times else None
         summary[f"median_images_per_s_{mode}"] = statistics.median(rates) if rates else None
         summary[f"steps_{mode}"] = len(times)
+    if steps and all("size" in r for r in steps):  # records since the resolution ladder carry the image height
+        sizes = sorted({r["size"] for r in steps if r["mode"] == LOW})
+        summary["low_steps_by_size"] = {str(h): sum(r["mode"] == LOW and r["size"] == h for r in steps) for h in sizes}
     full, low = summary["median_step_s_full"], summary["median_step_s_low"]
     summary["low_full_step_ratio"] = low / full if full and low else None
     summary.update(extra or {})

@@ -16,13 +16,13 @@ import torch
 
 from pipeline import DatasetFormatError, make_loader
 from pipeline.loader_base import Loader
-from pipeline.schedule import ModeSchedule
+from pipeline.schedule import LOW, Ladder, ModeSchedule
 from preprocess.dataset_format import Manifest
 from trainer.run import distributed, host
 from trainer.run.config import ConfigError, DataConfig, ModelConfig, OptimConfig, TrainConfigRoot
 from trainer.run.distributed import DistInfo
 from trainer.run.lr_schedule import PROGRESS_SCHEDULES, ProgressLR
-from trainer.run.model_checks import check_low_mode_fits, model_io
+from trainer.run.model_checks import LowResolutions, check_low_mode_fits, conversion_ratio, model_io
 
 log = logging.getLogger("lowmode.train")
 
@@ -84,15 +84,17 @@ def stale_recalibration_enabled(mc: ModelConfig) -> bool:
     return mc.dual_mode and mc.bn_stale_batches > 0 and mc.bn_policy != "shared"
 
 
-def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Module, dict | None]:
+def build_run_model(mc: ModelConfig, manifest: Manifest,
+                    low: LowResolutions = (LOW,)) -> tuple[torch.nn.Module, dict | None]:
     """The registry model for the dataset, converted for low mode when ``model.dual_mode`` (report as a
-    dict, else None). Zoo names ("torchvision:NAME", "timm:NAME") go to trainer.run.build_zoo."""
+    dict, else None) for the low resolutions ``low`` the schedule reads (``ModeSchedule.rungs``). Zoo names
+    ("torchvision:NAME", "timm:NAME") go to trainer.run.build_zoo."""
     from trainer.method.zoo import is_zoo_name
 
     if is_zoo_name(mc.name):
         from trainer.run.build_zoo import build_zoo_run_model
 
-        return build_zoo_run_model(mc, manifest)
+        return build_zoo_run_model(mc, manifest, low)
     from trainer.method.dualmode import convert_to_dual_mode
     from trainer.method.models import build_model, default_preset
 
@@ -104,15 +106,21 @@ def build_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Modul
     preset = default_preset(mc.name) if mc.dual_preset == "auto" else (mc.dual_preset or None)
     report = convert_to_dual_mode(
         model, preset=preset, name_pattern=mc.name_pattern or None, kernel_sizes=mc.kernel_sizes,
-        skip_in_low=mc.skip_in_low or None, bn_policy=mc.bn_policy, ratio=manifest.ratio,
+        skip_in_low=mc.skip_in_low or None, bn_policy=mc.bn_policy, ratio=conversion_ratio(mc, manifest, low),
         low_kernels=mc.low_kernels,
     )
-    check_low_mode_fits(model, mc, manifest, in_channels)
+    check_low_mode_fits(model, mc, manifest, in_channels, low)
     log.info(report.summary())
     return model, report.to_dict()
 
 
-def wrap_model(model: torch.nn.Module, mc: ModelConfig, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+COMPILE_GRAPHS_BESIDE_TRAINING = 4
+"""Graphs a compiled run needs besides its training shapes: evaluation, its short last batch, BN re-estimation
+batches, and one to spare."""
+
+
+def wrap_model(model: torch.nn.Module, mc: ModelConfig, device: torch.device,
+               train_shapes: int = 2) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(train_model, eval_model): device / memory format, then compile, then DDP.
 
     ``model.compile``: ``torch.compile(dynamic=False)``, so every (mode, batch shape, train/eval) the
@@ -120,7 +128,9 @@ def wrap_model(model: torch.nn.Module, mc: ModelConfig, device: torch.device) ->
     step, the low step (its smaller input, and the k x larger batch of ``schedule.low_batch_scale``),
     evaluation and its last short batch, BN re-calibration. That is at most about six graphs, under
     dynamo's recompile limit (8 per frame); without ``dynamic=False`` the second shape would be traced
-    again as a dynamic-shape graph, slower than the static ones. Counted in
+    again as a dynamic-shape graph, slower than the static ones. A resolution ladder trains at one shape per
+    rung (``train_shapes``: the full step and one per low resolution read); when that would pass the limit,
+    the limit is raised to fit, since past it dynamo silently runs the frame eagerly. Counted in
     tests/trainer/run/test_compile_graphs.py.
     """
     model.to(device)
@@ -128,6 +138,13 @@ def wrap_model(model: torch.nn.Module, mc: ModelConfig, device: torch.device) ->
         model.to(memory_format=torch.channels_last)
     from trainer.method.bn_policy import has_mode_specific_parameters
 
+    if mc.compile:
+        from torch import _dynamo  # not "import torch._dynamo": that would make torch a local name here
+
+        needed = train_shapes + COMPILE_GRAPHS_BESIDE_TRAINING
+        if needed > _dynamo.config.recompile_limit:
+            _dynamo.config.recompile_limit = needed
+            _dynamo.config.cache_size_limit = needed
     compiled = torch.compile(model, dynamic=False) if mc.compile else model
     return distributed.wrap_ddp(compiled, device, find_unused_parameters=has_mode_specific_parameters(model)), compiled
 
@@ -145,11 +162,18 @@ def build_optimizer(model: torch.nn.Module, oc: OptimConfig,
     return optimizer, scheduler
 
 
-def mode_schedule(config: TrainConfigRoot) -> ModeSchedule:
-    """The run's mode schedule: the ``schedule`` section, the run's seed, the optimiser's LR milestones and
-    the number of epochs (the ramp policy's clock)."""
-    return ModeSchedule(config.schedule, config.train.seed, lr_milestones_epochs=config.optim.lr_milestones_epochs,
-                        total_epochs=config.train.epochs)
+def mode_schedule(config: TrainConfigRoot, manifest: Manifest | None = None) -> ModeSchedule:
+    """The run's mode schedule: the ``schedule`` section, the run's seed, the optimiser's LR milestones, the
+    number of epochs (the ramp and progressive policies' clock) and the dataset's resolutions (its ladder;
+    None: two-level). A schedule the dataset cannot serve (a ``schedule.low_size`` it does not store) is a
+    ConfigError naming the key."""
+    try:
+        return ModeSchedule(config.schedule, config.train.seed,
+                            lr_milestones_epochs=config.optim.lr_milestones_epochs, total_epochs=config.train.epochs,
+                            ladder=Ladder.from_manifest(manifest) if manifest is not None else None)
+    except ValueError as exc:
+        where = f" ({config.data.dir})" if manifest is not None else ""
+        raise ConfigError(f"{exc}{where}") from None
 
 
 def build_loaders(dc: DataConfig, *, batch_size_per_rank: int, seed: int, info: DistInfo, device: torch.device,
@@ -183,14 +207,21 @@ def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Comp
     seed_everything(tc.seed, tc.deterministic)
     if tc.precision == "bf16" and device.type != "cuda":
         raise ConfigError("train.precision: 'bf16' autocast is for GPU runs; use 'fp32' on CPU")
-    schedule = mode_schedule(config)
+    manifest = Manifest.load(config.data.dir)
+    schedule = mode_schedule(config, manifest)
+    probe_ratio = manifest.ratio_of(schedule.low)
+    if config.logging.low_step_value_every and not probe_ratio.is_integer():
+        raise ConfigError(f"logging.low_step_value_every: the probe downsamples a full batch by an integer ratio, "
+                          f"but the low resolution read ({manifest.height(schedule.low)} px of "
+                          f"{manifest.height('full')}) has ratio {probe_ratio:g}; set it to 0")
     train, val, recal = build_loaders(
         config.data, batch_size_per_rank=per_rank_batch(tc.global_batch_size, info.world_size), seed=tc.seed,
         info=info, device=device, schedule=schedule, channels_last=mc.channels_last,
         recalibrate=(mc.bn_recalibrate_batches > 0 or stale_recalibration_enabled(mc)
                      or config.logging.low_step_value_every > 0))
-    model, conversion = build_run_model(mc, train.manifest)
-    train_model, eval_model = wrap_model(model, mc, device)
+    model, conversion = build_run_model(mc, train.manifest,
+                                        schedule.rungs if config.schedule.policy != "none" else (schedule.low,))
+    train_model, eval_model = wrap_model(model, mc, device, train_shapes=1 + len(schedule.rungs))
     optimizer, scheduler = build_optimizer(model, config.optim, tc.epochs)
     return Components(model, train_model, eval_model, optimizer, scheduler, schedule, train, val, recal, device,
                       conversion)

@@ -16,18 +16,19 @@ import logging
 
 import torch
 
-from pipeline.schedule import FULL
+from pipeline.schedule import FULL, LOW
 from preprocess.dataset_format import Manifest
 from trainer.method.dualmode import check_full_mode_input, convert_to_dual_mode
 from trainer.method.rule import ConversionRule, NoConvertibleConvolution, convert
 from trainer.method.zoo import ZooError, build_zoo_model
 from trainer.run.config import ConfigError, ModelConfig
-from trainer.run.model_checks import check_low_mode_fits, model_io
+from trainer.run.model_checks import LowResolutions, check_low_mode_fits, conversion_ratio, model_io
 
 log = logging.getLogger("lowmode.train")
 
 
-def build_zoo_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.Module, dict | None]:
+def build_zoo_run_model(mc: ModelConfig, manifest: Manifest,
+                        low: LowResolutions = (LOW,)) -> tuple[torch.nn.Module, dict | None]:
     """(model, conversion report as a dict or None), as ``build_run_model`` returns for the registry."""
     in_channels, num_classes = model_io(mc, manifest)
     if mc.width:  # a registry option (photo-sized ResNets); a zoo name fixes its own widths
@@ -44,7 +45,7 @@ def build_zoo_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.M
         raise ConfigError(f"model.name: {mc.name} cannot run the dataset's {full_h}x{full_w} images: {exc}") from None
     if not mc.dual_mode:
         return model, None
-    common = dict(bn_policy=mc.bn_policy, ratio=manifest.ratio, low_kernels=mc.low_kernels)
+    common = dict(bn_policy=mc.bn_policy, ratio=conversion_ratio(mc, manifest, low), low_kernels=mc.low_kernels)
     if mc.dual_preset == "auto":
         try:
             rule = ConversionRule(kernel_sizes=mc.kernel_sizes)
@@ -60,7 +61,7 @@ def build_zoo_run_model(mc: ModelConfig, manifest: Manifest) -> tuple[torch.nn.M
         report = convert_to_dual_mode(model, preset=mc.dual_preset or None, name_pattern=mc.name_pattern or None,
                                       kernel_sizes=mc.kernel_sizes, skip_in_low=tuple(mc.skip_in_low) or None,
                                       **common)
-    check_low_mode_fits(model, mc, manifest, in_channels)
+    check_low_mode_fits(model, mc, manifest, in_channels, low)
     if report.unsupported:
         log.warning("low mode keeps the full kernels of %d conv(s) it cannot pool, e.g. %s",
                     len(report.unsupported), next(iter(report.unsupported.items())))

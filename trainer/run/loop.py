@@ -80,8 +80,9 @@ class Trainer:
         self.wandb_run_id: str | None = None
         self.console = Console(config.logging.progress, config.logging.print_every_steps, info.is_main)
         self.window = StepWindow(parts.device)
-        # Mix&Match B+: a low step of k times the batch takes k times the LR (linear scaling) unless set.
-        self.low_lr_scale = config.optim.low_lr_scale or float(config.schedule.low_batch_scale)
+        # A low step of k times the batch (Mix&Match B+, or constant_pixels' (full H / H)^2) takes k times the
+        # LR (linear scaling) unless optim.low_lr_scale sets the multiplier.
+        self.batch_per_rank = config.train.global_batch_size // info.world_size
         # Full steps an epoch needs for its running BN statistics to be the current model's (29 at BN's
         # momentum 0.1); fewer, after low steps moved the weights, and evaluation re-estimates them.
         self.bn_refresh_steps = full_steps_to_refresh(parts.model)
@@ -186,9 +187,9 @@ class Trainer:
         stats = torch.stack([loss.detach().double() * n, correct.double(),
                              torch.tensor(float(n), dtype=torch.float64, device=p.device),
                              grad_norm.double()])
-        lr = self._optimizer_step(batch.mode)
-        self.window.add(stats, _Step(epoch=epoch, step=batch.step, mode=batch.mode, lr=lr, start=start,
-                                     data_wait_s=data_ready - start))
+        lr = self._optimizer_step(batch.resolution)
+        self.window.add(stats, _Step(epoch=epoch, step=batch.step, mode=batch.mode, size=int(batch.images.shape[-2]),
+                                     lr=lr, start=start, data_wait_s=data_ready - start))
         self.progress.global_step += 1
         self.progress.step_in_epoch += 1
         if tc.check_sync_every_steps and self.progress.global_step % tc.check_sync_every_steps == 0:
@@ -242,7 +243,7 @@ class Trainer:
             batch = next(batches)
         finally:
             batches.close()
-        parts = probe(p.model, batch.images, batch.labels, ratio=p.manifest.ratio,
+        parts = probe(p.model, batch.images, batch.labels, ratio=int(p.manifest.ratio_of(p.schedule.low)),
                       method=p.manifest.method or "gaussian")
         totals = distributed.all_reduce_sum(torch.tensor([parts[k] for k in PARTS], dtype=torch.float64,
                                                          device=p.device)).tolist()
@@ -264,10 +265,18 @@ class Trainer:
         if batch.step != expected:
             raise RuntimeError(f"loader yielded step {batch.step}, the trainer expected {expected}")
 
-    def _optimizer_step(self, mode: str) -> float:
-        """The SGD update, with the LR scaled by ``low_lr_scale`` on low steps; returns the LR used."""
+    def lr_scale(self, resolution: str) -> float:
+        """The LR multiplier of a step at ``resolution``: 1 at full resolution; at a low one
+        ``optim.low_lr_scale``, or when that is 0 the step's batch over the configured one (linear scaling)."""
+        if resolution == FULL:
+            return 1.0
+        schedule = self.parts.schedule
+        return self.config.optim.low_lr_scale or schedule.step_batch(resolution, self.batch_per_rank) / self.batch_per_rank
+
+    def _optimizer_step(self, resolution: str) -> float:
+        """The SGD update, with the LR scaled by ``lr_scale`` on low steps; returns the LR used."""
         groups = self.parts.optimizer.param_groups
-        scale = self.low_lr_scale if mode == LOW else 1.0
+        scale = self.lr_scale(resolution)
         if scale != 1.0:
             base = [g["lr"] for g in groups]
             for g in groups:
@@ -284,7 +293,7 @@ class Trainer:
         pr = self.progress
         pr.train_wall_s += step_s
         self.acc.add(step.mode, mean_loss * count, correct, count)
-        record = {"kind": "step", "step": global_step, "epoch": step.epoch, "mode": step.mode,
+        record = {"kind": "step", "step": global_step, "epoch": step.epoch, "mode": step.mode, "size": step.size,
                   "loss": mean_loss, "lr": step.lr, "step_s": step_s, "data_wait_s": step.data_wait_s,
                   "images_per_s": count / step_s, "train_wall_s": pr.train_wall_s}
         if grad_norm is not None:
@@ -363,6 +372,8 @@ class _Step:
     epoch: int
     step: int
     mode: str
+    size: int
+    """Image height of the step's batch (its resolution)."""
     lr: float
     start: float
     data_wait_s: float

@@ -1,5 +1,6 @@
 """The run model's fit to its dataset, shared by registry and zoo models: input channels and classes from
-the manifest, and a low-mode dry run at the dataset's low resolution (ConfigError naming the keys)."""
+the manifest, the ratio the conversion pools kernels for, and a low-mode dry run at the smallest low
+resolution the schedule reads (ConfigError naming the keys)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import torch
 
 from pipeline.schedule import LOW
 from preprocess.dataset_format import Manifest
+
+LowResolutions = tuple[str, ...]
+"""The low resolutions a run's schedule reads (``ModeSchedule.rungs``): ("low",) for the two-level default."""
 from trainer.method.dualmode import check_low_mode_input
 from trainer.run.config import ConfigError, ModelConfig
 
@@ -25,9 +29,29 @@ def model_io(mc: ModelConfig, manifest: Manifest) -> tuple[int, int]:
     return in_channels, num_classes
 
 
-def check_low_mode_fits(model: torch.nn.Module, mc: ModelConfig, manifest: Manifest, in_channels: int) -> None:
-    """The converted model runs the dataset's low-resolution images (the trainer refuses it otherwise)."""
-    low_h, low_w, _ = manifest.shape(LOW)
+def conversion_ratio(mc: ModelConfig, manifest: Manifest, low: LowResolutions = (LOW,)) -> int | float:
+    """The ratio ``convert_to_dual_mode`` gets: full H / H of the low resolutions ``low`` the schedule reads.
+
+    The paper's pooled kernels (``model.low_kernels = "pool"``) are defined for one integer ratio (T pools a
+    k x k kernel to ceil(k / r)), so with "pool" every low resolution read must have the same integer ratio;
+    "keep" runs any sizes (the ratio is only recorded). Otherwise a ConfigError naming the keys."""
+    ratios = [manifest.ratio_of(name) for name in low]
+    if mc.low_kernels == "pool" and (len(set(ratios)) > 1 or not ratios[0].is_integer()):
+        sizes = ", ".join(f"{manifest.height(n)} ({r:g}x)" for n, r in zip(low, ratios))
+        raise ConfigError(
+            f"model.low_kernels: 'pool' (the paper's pooled kernels) needs one integer ratio full/low, but "
+            f"schedule.policy / schedule.low_size read the low sizes {sizes} of the full "
+            f"{manifest.height('full')}; set model.low_kernels = \"keep\" (the same kernels on the smaller "
+            f"image) or read one integer-ratio size")
+    ratio = ratios[0]
+    return int(ratio) if ratio.is_integer() else ratio
+
+
+def check_low_mode_fits(model: torch.nn.Module, mc: ModelConfig, manifest: Manifest, in_channels: int,
+                        low: LowResolutions = (LOW,)) -> None:
+    """The converted model runs the smallest of the low resolutions ``low`` (the trainer refuses it otherwise)."""
+    smallest = min(low, key=manifest.height)
+    low_h, low_w, _ = manifest.shape(smallest)
     try:
         check_low_mode_input(model, in_channels, low_h, low_w)
     except ValueError as exc:

@@ -87,6 +87,9 @@ class BenchConfig:
     iters: int = 10
     ratio: int = 2
     """low-mode input downsampling ratio r"""
+    low_sizes: tuple[int, ...] = ()
+    """further low image sides (a resolution ladder's rungs, any size below full_size): the kept-kernel low
+    step is also timed at each, in the same rounds (``keep_ratio_by_size``)"""
     full_size: int = 32
     """full-mode image side (pixels)"""
     in_channels: int = 3
@@ -121,6 +124,11 @@ class BenchConfig:
             raise ValueError("warmup must be >= 1 with compile (the first steps compile)")
         if self.full_size % self.ratio:
             raise ValueError(f"full_size {self.full_size} is not divisible by ratio {self.ratio}")
+        object.__setattr__(self, "low_sizes", tuple(self.low_sizes))
+        bad = [h for h in self.low_sizes if not 0 < h < self.full_size]
+        if bad or len(set(self.low_sizes)) != len(self.low_sizes):
+            raise ValueError(f"low_sizes must be distinct sides in [1, full_size = {self.full_size}), "
+                             f"got {list(self.low_sizes)}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
 
@@ -234,10 +242,15 @@ def run_benchmark(cfg: BenchConfig) -> dict:
     result = {"model": cfg.model, "stem": cfg.stem, "width": cfg.width or default_width(cfg.model),
               "device": cfg.device, "batch_size": cfg.batch_size, "full_size": cfg.full_size,
               "in_channels": cfg.in_channels}
-    sizes = {"full": cfg.full_size, "low": cfg.full_size // cfg.ratio}
+    low_size = cfg.full_size // cfg.ratio
+    sizes = {"full": cfg.full_size, "low": low_size}
     inputs = {mode: _inputs(cfg, cfg.in_channels, size, device) for mode, size in sizes.items()}
     entries = {name: (setups[kind]["step"], setups[kind]["model"], mode, inputs[mode])
                for name, (kind, mode) in STEPS.items()}
+    ladder = [h for h in cfg.low_sizes if h != low_size]
+    for h in ladder:  # the kept-kernel low step at each further rung, interleaved in the same rounds
+        entries[f"keep_low_{h}"] = (setups["keep"]["step"], setups["keep"]["model"], "low",
+                                    _inputs(cfg, cfg.in_channels, h, device))
     times = _time_steps(entries, cfg, device)
     flops, peaks = {}, {}
     for name, (kind, mode) in STEPS.items():
@@ -280,6 +293,10 @@ def run_benchmark(cfg: BenchConfig) -> dict:
         channels_last=cfg.channels_last, bf16=cfg.bf16, compile=cfg.compile,
         threads=torch.get_num_threads(), iters=cfg.iters, warmup=cfg.warmup, keep_freed_memory=kept,
     )
+    if cfg.low_sizes:
+        result["low_size"] = low_size
+        result["keep_ratio_by_size"] = {str(low_size): result["keep_ratio"], **{
+            str(h): round(times[f"keep_low_{h}"][0] / full_ms, 4) for h in ladder}}
     if cfg.profile:
         set_mode(setups["pool"]["model"], "full")
         result["conv_share_full"] = round(conv_share(setups["pool"]["eager_step"], *inputs["full"]), 4)
@@ -311,6 +328,13 @@ def conv_share(step, images: torch.Tensor, labels: torch.Tensor) -> float:
     return conv / total if total else 0.0
 
 
+def _sides(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
     """(config, print-as-JSON) from the command line."""
     parser = argparse.ArgumentParser(prog="python -m trainer.bench", description=__doc__.split("\n")[0])
@@ -323,6 +347,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--ratio", type=int, default=2)
+    parser.add_argument("--low-sizes", type=_sides, default=(), help="comma-separated further low sides (a ladder's rungs): "
+                        "the kept-kernel low step timed at each too (keep_ratio_by_size)")
     parser.add_argument("--size", type=int, default=32, help="full-mode image side in pixels (28 for Fashion-MNIST)")
     parser.add_argument("--in-channels", type=int, default=3, help="input channels (1 for Fashion-MNIST)")
     parser.add_argument("--stem", default="cifar_maxpool", choices=STEMS, help="imagenet for photographs")
@@ -339,6 +365,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool]:
         warmup=args.warmup, iters=args.iters, ratio=args.ratio, threads=args.threads,
         full_size=args.size, in_channels=args.in_channels, keep_freed_memory=args.keep_freed_memory,
         stem=args.stem, width=args.width, profile=args.profile,
+        low_sizes=args.low_sizes,
     ), args.json
 
 

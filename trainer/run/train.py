@@ -22,7 +22,7 @@ from trainer.report.rundir import RunDir, RunDirError, environment, tomllib
 from trainer.report.wandb_logger import WandbLogger
 from trainer.run import checkpoint as ckpt
 from trainer.run import distributed
-from trainer.run.build import build
+from trainer.run.build import Components, build
 from trainer.run.config import ConfigError, TrainConfigRoot, diff_keys, hashed_view
 from trainer.run.distributed import DistInfo
 from trainer.run.loop import NonFiniteLossError, Trainer, TrainingStopped
@@ -140,11 +140,16 @@ def _start_logging(config: TrainConfigRoot, run_dir: RunDir, payload: dict | Non
     return metrics, wandb
 
 
-def _summary_extra(config: TrainConfigRoot, info: DistInfo, device: str) -> dict[str, Any]:
+def _summary_extra(config: TrainConfigRoot, info: DistInfo, device: str, parts: Components) -> dict[str, Any]:
+    batch = config.train.global_batch_size // info.world_size
+    schedule, manifest = parts.schedule, parts.manifest
     return {"experiment": config.logging.experiment, "job_type": config.job_type(), "model": config.model.name,
             "schedule_policy": config.schedule.policy, "schedule_p": config.schedule.p,
             "global_batch_size": config.train.global_batch_size, "world_size": info.world_size,
-            "device": device, "planned_epochs": config.train.epochs}
+            "device": device, "planned_epochs": config.train.epochs, "full_size": manifest.height("full"),
+            # a low step's batch over the configured one, per low size read (full-step equivalents weigh by it)
+            "low_batch_scale_by_size": {str(manifest.height(r)): schedule.step_batch(r, batch) / batch
+                                        for r in schedule.rungs}}
 
 
 def _record_failure(rd: RunDir, exc: BaseException) -> None:
@@ -192,7 +197,7 @@ def run_training(config: TrainConfigRoot, run_dir: str | Path, *, resume: str = 
         summary = None
         if info.is_main:
             metrics.sync()
-            summary = summarize(list(read_records(rd.metrics)), _summary_extra(config, info, str(device)))
+            summary = summarize(list(read_records(rd.metrics)), _summary_extra(config, info, str(device), parts))
             rd.write_summary(summary)
             wandb.log_summary(summary)
             rd.write_status("done", global_step=trainer.progress.global_step)

@@ -138,3 +138,14 @@ def test_cli_frontier_in_full_step_equivalents(tmp_path, capsys):
     assert main([*runs, "--frontier", "--step-costs", str(bench), "--out", str(out)]) == 2
     assert "field 'keep_ratio' must be a positive number" in capsys.readouterr().err
     assert main([*runs, "--step-costs", str(bench), "--out", str(out)]) == 2  # without --frontier
+
+
+def test_a_schedule_key_added_later_at_its_default_keeps_the_family():
+    """Runs written before schedule.low_size / ramp_start / constant_pixels existed lack them and ran with
+    their defaults: the same family as newer runs recording the defaults; a non-default value is another."""
+    new = dict(**{"schedule.low_size": 0, "schedule.ramp_start": 0.0, "schedule.constant_pixels": False})
+    runs = _baseline_runs() + [_run("b20s2", 0.90, 200, epochs=20, seed=2, **new),
+                               _run("l20s0", 0.85, 100, policy="ramp", epochs=20, **{"schedule.low_size": 24})]
+    points = {(p["family"], p["epochs"]): p for p in fr.analyse(runs)["points"]}
+    assert points["baseline", 20]["seeds"] == [0, 1, 2]
+    assert ("low_size=24, policy=ramp", 20) in points

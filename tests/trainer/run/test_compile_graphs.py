@@ -78,3 +78,48 @@ def test_one_graph_per_mode_and_shape_no_recompiles(compile_spy):
         one_round(order)
     assert counters["stats"]["unique_graphs"] == graphs, "a second round of the same modes and shapes recompiled"
     assert counters["frames"]["total"] == frames
+
+
+def test_a_resolution_ladder_compiles_one_graph_per_rung(compile_spy, monkeypatch):
+    """Kept kernels at full 16 px and low rungs 8 and 12 px (a ladder's sizes, one a non-integer ratio):
+    one static graph per size, none recompiled when the sizes come again in another order."""
+    from trainer.method.dualmode import set_mode
+    from trainer.method.models import build_dual_mode_model
+    from trainer.run.build import COMPILE_GRAPHS_BESIDE_TRAINING, wrap_model
+    from trainer.run.config import ModelConfig
+    from trainer.run.evaluate import evaluate
+
+    counters = torch_dynamo.utils.counters
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model, _ = build_dual_mode_model("resnet8", ratio=16 / 12, low_kernels="keep", in_channels=3, num_classes=4)
+    mc = ModelConfig(name="resnet8", compile=True, low_kernels="keep")
+    train_model, eval_model = wrap_model(model, mc, cpu, train_shapes=3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(0)
+
+    def step(size: int) -> None:
+        set_mode(train_model, "full" if size == 16 else "low")
+        loss = F.cross_entropy(train_model(torch.randn(4, 3, size, size, generator=gen)).float(),
+                               torch.randint(0, 4, (4,), generator=gen))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for size in (8, 12, 16):
+        step(size)
+    evaluate(eval_model, [types.SimpleNamespace(images=torch.randn(4, 3, 16, 16), labels=torch.zeros(4, dtype=torch.long)),
+                          types.SimpleNamespace(images=torch.randn(3, 3, 16, 16), labels=torch.zeros(3, dtype=torch.long))],
+             cpu)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs == 5, dict(counters["stats"])  # 3 training sizes + evaluation's two batch shapes
+    for size in (16, 12, 8, 12):
+        step(size)
+    assert counters["stats"]["unique_graphs"] == graphs, "a ladder size seen before recompiled"
+
+    # a long ladder raises dynamo's limit to fit (past it, dynamo would silently run the frame eagerly)
+    monkeypatch.setattr(torch_dynamo.config, "recompile_limit", 8)
+    monkeypatch.setattr(torch_dynamo.config, "cache_size_limit", 8)
+    wrap_model(model, mc, cpu, train_shapes=9)
+    assert torch_dynamo.config.recompile_limit == 9 + COMPILE_GRAPHS_BESIDE_TRAINING
+    assert torch_dynamo.config.cache_size_limit == torch_dynamo.config.recompile_limit
