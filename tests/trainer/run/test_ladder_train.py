@@ -90,3 +90,18 @@ def test_two_level_pool_on_a_ladder_dataset_reads_low(ladder_data, tmp_path):
     assert main(["--run-dir", str(run), *tiny_overrides(ladder_data, train__epochs="1", optim__lr_milestones_epochs="[]")]) == 0
     sizes = {(r["mode"], r["size"]) for r in _lines(run) if r["kind"] == "step"}
     assert sizes == {("full", 16), ("low", 8)}
+
+
+def test_a_rung_the_model_cannot_run_is_refused_naming_it(tmp_path, capsys):
+    """The low-mode dry run covers the smallest rung the schedule reads: squeezenet's ceil-mode max-pools fail
+    on 16-px images, so a ladder starting at 16 px is refused, one starting at 24 px runs."""
+    data = tmp_path / "data32"
+    build_dataset(BuildConfig(source="synthetic", out=str(data), size=32, low_sizes=(24, 16), channels=3,
+                              num_classes=4, num_train=64, num_val=16, samples_per_shard=64, seed=0))
+    zoo = dict(model__name='"torchvision:squeezenet1_1"', model__stem='"imagenet"', model__low_kernels='"keep"',
+               schedule__policy='"progressive"', train__epochs="1", optim__lr_milestones_epochs="[]")
+    assert main(["--run-dir", str(tmp_path / "r16"), *tiny_overrides(data, schedule__low_size="16", **zoo)]) == 2
+    err = capsys.readouterr().err
+    assert "model.low_kernels / model.name: 'keep' on torchvision:squeezenet1_1 cannot run the 16x16 " \
+           "low-resolution images" in err and err.count("\n") == 1
+    assert main(["--run-dir", str(tmp_path / "r24"), *tiny_overrides(data, **zoo)]) == 0
