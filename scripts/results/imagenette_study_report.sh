@@ -6,10 +6,10 @@
 #   STUDY=/work/studies/imagenette scripts/results/imagenette_study_report.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-: "${STUDY:?set STUDY to the study's --out}"
+: "${STUDY:?set STUDY to the --out of the study}"
 DEST=docs/results/imagenette/study
 .venv/bin/python scripts/study.py scripts/studies/imagenette.toml --out "$STUDY" --export "$DEST"
-runs=$(ls -d "$STUDY"/*/e0*_s* | grep -v /compare/)
+runs=$(for run in "$STUDY"/*/e0*_s*; do if [ -f "$run/summary.json" ]; then echo "$run"; fi; done)  # finished only
 .venv/bin/lowmode-compare $runs --frontier --step-costs docs/results/imagenette/step_costs_resnet18_w32_128.json \
   --out "$STUDY/compare_final" > /dev/null
 cp "$STUDY/compare_final/frontier.md" "$DEST/frontier.md"
