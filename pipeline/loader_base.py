@@ -21,7 +21,8 @@ from pipeline.handover import ahead
 from pipeline.index import SplitIndex
 from pipeline.plan import Planner, StepPlan
 from pipeline.reader import ShardReader
-from preprocess.dataset_format import FULL, LOW, DatasetFormatError, Manifest
+from pipeline.schedule import mode_of
+from preprocess.dataset_format import DatasetFormatError, Manifest
 
 
 def in_memory_format(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -59,7 +60,7 @@ class Batch:
     def mode(self) -> str:
         """The step's mode, ``pipeline.schedule.MODES``: "full" at the full resolution, "low" at every other
         (what ``set_mode`` switches the model to)."""
-        return FULL if self.resolution == FULL else LOW
+        return mode_of(self.resolution)
 
 
 class Loader(abc.ABC):

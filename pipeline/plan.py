@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline import augment, order
 from pipeline.index import SplitIndex
-from pipeline.schedule import FULL, LOW, Ladder, ModeSchedule
+from pipeline.schedule import FULL, Ladder, ModeSchedule, mode_of
 
 DEFAULT_CROP_PAD_PX = 4
 LAYOUT_CACHE_EPOCHS = 4
@@ -44,7 +44,7 @@ class StepPlan:
     @property
     def mode(self) -> str:
         """"full" or "low": the model's mode for this step (every resolution but the full one is low)."""
-        return FULL if self.resolution == FULL else LOW
+        return mode_of(self.resolution)
 
 
 class Planner:
@@ -194,7 +194,7 @@ class Planner:
             yield self._plan(epoch, step, layout.resolutions[step], layout.positions(permutation, step, self.rank))
 
     def _plan(self, epoch: int, step: int, resolution: str, positions: np.ndarray) -> StepPlan:
-        mode = FULL if resolution == FULL else LOW
+        mode = mode_of(resolution)
         pad = augment.pad_for(self.crop_pad_px, self.index.manifest.ratio_of(resolution), mode)
         aug = augment.batch_params(self.seed, epoch, step, self.rank, mode, len(positions), pad, enabled=self.augment)
         return StepPlan(step=step, resolution=resolution, positions=np.asarray(positions), aug=aug)

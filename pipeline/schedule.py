@@ -28,13 +28,16 @@ from typing import Any
 from preprocess.dataset_format import FULL, LOW, RESOLUTIONS
 
 POLICIES = ("bernoulli", "alternate", "none", "ramp", "progressive")
-TWO_LEVEL_POLICIES = ("bernoulli", "alternate", "ramp")
-"""Policies whose low steps all read one low resolution (``Ladder.low``)."""
 RAMP_SHAPES = ("linear", "cosine", "step")
 MODES = RESOLUTIONS  # a step's mode is the resolution it reads: FULL or LOW
 
 # Domain separation: the schedule's hash must not collide with other users of (seed, epoch, step).
 _DOMAIN = b"lowmode.schedule.v1"
+
+
+def mode_of(resolution: str) -> str:
+    """The model's mode for a step at ``resolution``: "full" at the full resolution, "low" at every other."""
+    return FULL if resolution == FULL else LOW
 
 
 def counter_uniform(domain: bytes, *counters: int) -> float:
@@ -340,7 +343,7 @@ class ModeSchedule:
     def mode(self, epoch: int, step: int) -> str:
         """"full" or "low" for ``step`` (0-based, within the epoch) of ``epoch``: whether its resolution is
         the full one; pure, no state."""
-        return FULL if self.resolution(epoch, step) == FULL else LOW
+        return mode_of(self.resolution(epoch, step))
 
     def batch_scale(self, resolution: str) -> float:
         """A step's per-rank batch relative to the configured one: 1 at full resolution; at a low one

@@ -219,8 +219,7 @@ def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Comp
         info=info, device=device, schedule=schedule, channels_last=mc.channels_last,
         recalibrate=(mc.bn_recalibrate_batches > 0 or stale_recalibration_enabled(mc)
                      or config.logging.low_step_value_every > 0))
-    model, conversion = build_run_model(mc, train.manifest,
-                                        schedule.rungs if config.schedule.policy != "none" else (schedule.low,))
+    model, conversion = build_run_model(mc, train.manifest, schedule.rungs)
     train_model, eval_model = wrap_model(model, mc, device, train_shapes=1 + len(schedule.rungs))
     optimizer, scheduler = build_optimizer(model, config.optim, tc.epochs)
     return Components(model, train_model, eval_model, optimizer, scheduler, schedule, train, val, recal, device,
