@@ -2,15 +2,18 @@
 """Run an accuracy-vs-time study: families x budgets x seeds of lowmode-train runs, then the frontier.
 
     .venv/bin/python scripts/study.py scripts/studies/fmnist.toml --out /work/studies/fmnist [--jobs 2]
-        [--seeds 0,1] [--only baseline,paper] [--dry-run] [--no-compare]
+        [--seeds 0,1] [--only baseline,paper] [--dry-run] [--no-compare] [--allow-dirty]
 
 Resumable by construction: rerunning the same command skips finished runs (RUN/status.json "done"),
 resumes half-finished ones from their newest checkpoint (lowmode-train --resume auto; a resumed run's
 training wall-clock continues exactly, see docs/ARCHITECTURE.md), and starts the rest. Each run is
 pinned to one CPU (``--jobs`` runs at a time, one per CPU) with one intra-op thread and an in-process
 loader, so concurrent runs do not share a core; the CPU model and the 1-minute load average at each run's start and end
-is recorded in RUN/study.json. When every run is done, ``lowmode-compare --frontier`` over all of them
-writes OUT/compare/ (frontier.md/.json/.png and Table 1).
+is recorded in RUN/study.json, with the code's git commit. A study imports the code it runs from for
+hours, so it refuses a checkout whose tracked files have uncommitted changes (an edit saved mid-study
+once killed a run with a half-written config schema): run it from a frozen copy, e.g.
+``git worktree add ../study_code HEAD``, or pass ``--allow-dirty``. When every run is done,
+``lowmode-compare --frontier`` over all of them writes OUT/compare/ (frontier.md/.json/.png and Table 1).
 
 Spec (TOML)::
 
@@ -105,13 +108,25 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def run_one(run: RunSpec, preset: str, cpus: Queue, log) -> int:
+def code_version(root: Path = ROOT) -> dict:
+    """{"commit": HEAD's hash or None outside a git checkout, "dirty": tracked files with uncommitted changes}."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return {"commit": None, "dirty": []}
+    changed = git("status", "--porcelain", "--untracked-files=no").stdout.splitlines()
+    return {"commit": head.stdout.strip(), "dirty": sorted(line[3:] for line in changed)}
+
+
+def run_one(run: RunSpec, preset: str, cpus: Queue, log, code: dict | None = None) -> int:
     cpu = cpus.get()
     try:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         record = {"family": run.family, "epochs": run.epochs, "seed": run.seed, "cpu": cpu,
                   "cpu_model": cpu_model(), "load_start": _loadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  "resumed": state(run) not in ("new",)}
+                  "resumed": state(run) not in ("new",), "code": code}
         cmd = [sys.executable, "-m", "trainer", "--config", str(ROOT / preset), "--run-dir", str(run.run_dir)]
         for override in run.overrides:
             cmd += ["--set", override]
@@ -156,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated family names")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     parser.add_argument("--no-compare", action="store_true")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="run even though the code's tracked files have uncommitted changes")
     parser.add_argument("--export", type=Path, metavar="DIR",
                         help="copy each finished run's config, summary, study record and epoch records (what "
                              "lowmode-compare --frontier reads) to DIR/<family>/<run>/, then exit")
@@ -172,14 +189,20 @@ def main(argv: list[str] | None = None) -> int:
         for r in runs:
             print(f"  {state(r):>8}  {r.run_dir}")
         return 0
+    code = code_version()
+    if code["dirty"] and not args.allow_dirty:
+        shown = ", ".join(code["dirty"][:5]) + (", ..." if len(code["dirty"]) > 5 else "")
+        print(f"study: {ROOT} has uncommitted changes ({shown}); a study imports this code for hours, so run it "
+              f"from a frozen copy (git worktree add ../study_code HEAD) or pass --allow-dirty", file=sys.stderr)
+        return 2
     cpus: Queue = Queue()
     available = sorted(os.sched_getaffinity(0))
     for i in range(args.jobs):
         cpus.put(available[i % len(available)] if len(available) >= args.jobs else None)
     failed = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        codes = list(pool.map(lambda r: run_one(r, study["preset"], cpus, lambda m: print(m, flush=True)), todo))
-    failed = [r for r, code in zip(todo, codes) if code != 0]
+        codes = list(pool.map(lambda r: run_one(r, study["preset"], cpus, lambda m: print(m, flush=True), code), todo))
+    failed = [r for r, rc in zip(todo, codes) if rc != 0]
     for r in failed:
         print(f"FAILED: {r.run_dir} (see {r.run_dir / 'train.log'})", file=sys.stderr)
     finished = [r for r in runs if state(r) == "done"]

@@ -4,6 +4,7 @@ skipped, a half-finished one continues from its checkpoint), and --export copies
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,6 +45,10 @@ def spec(tmp_path, data) -> Path:
     return path
 
 
+# this checkout may be mid-edit on a developer's machine (CI's is clean); the refusal is tested below
+UNFROZEN = ["--allow-dirty"]
+
+
 def _records(run: Path) -> list[dict]:
     return json.loads((run / "study.json").read_text())
 
@@ -54,23 +59,24 @@ def test_runs_then_resumes_and_exports(spec, tmp_path, capsys):
     assert study.main([str(spec), "--out", str(out), "--dry-run"]) == 0
     assert "2 runs, 0 done, 2 to run" in capsys.readouterr().out
 
-    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare"]) == 0
+    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare", *UNFROZEN]) == 0
     for run in runs:
         assert json.loads((run / "status.json").read_text())["state"] == "done"
         (record,) = _records(run)
         assert record["exit_code"] == 0 and record["resumed"] is False and record["cpu_model"]
+        assert record["code"] == study.code_version()  # the commit the run's code came from
     done_acc = json.loads((runs[1] / "summary.json").read_text())["final_val_acc"]
     metrics = (runs[1] / "metrics.jsonl").read_text()
     capsys.readouterr()
 
     # a rerun skips finished runs ...
-    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare"]) == 0
+    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare", *UNFROZEN]) == 0
     assert "2 runs, 2 done, 0 to run" in capsys.readouterr().out
     assert [len(_records(r)) for r in runs] == [1, 1]
 
     # ... and continues a half-finished one from its newest checkpoint instead of starting over
     (runs[1] / "status.json").write_text(json.dumps({"state": "stopped"}))
-    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare"]) == 0
+    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare", *UNFROZEN]) == 0
     first, second = _records(runs[1])
     assert second["resumed"] is True and second["exit_code"] == 0
     assert json.loads((runs[1] / "summary.json").read_text())["final_val_acc"] == done_acc
@@ -83,6 +89,34 @@ def test_runs_then_resumes_and_exports(spec, tmp_path, capsys):
                                                          "summary.json"]
     kinds = {json.loads(line)["kind"] for line in (copied / "metrics.jsonl").read_text().splitlines()}
     assert kinds == {"epoch"}
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                   capture_output=True)
+
+
+def test_code_version_names_the_commit_and_the_uncommitted_files(tmp_path):
+    assert study.code_version(tmp_path) == {"commit": None, "dirty": []}  # not a git checkout
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "a.py")
+    _git(tmp_path, "commit", "-qm", "a")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    (tmp_path / "notes.txt").write_text("untracked files do not matter\n")
+    assert study.code_version(tmp_path) == {"commit": head.strip(), "dirty": []}
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert study.code_version(tmp_path)["dirty"] == ["a.py"]
+
+
+def test_a_dirty_checkout_is_refused_before_any_run(spec, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(study, "code_version", lambda root=None: {"commit": "abc", "dirty": ["trainer/run/config.py"]})
+    out = tmp_path / "out"
+    assert study.main([str(spec), "--out", str(out), "--jobs", "1", "--no-compare"]) == 2
+    err = capsys.readouterr().err
+    assert "uncommitted changes (trainer/run/config.py)" in err and "git worktree add" in err
+    assert not out.exists()  # nothing started
+    assert study.main([str(spec), "--out", str(out), "--dry-run"]) == 0  # listing is always allowed
 
 
 def test_a_budget_without_milestones_is_named(spec, tmp_path):
