@@ -48,6 +48,9 @@ from pathlib import Path
 from queue import Queue
 
 ROOT = Path(__file__).resolve().parents[1]
+CONTENDED_SHARE = 0.9
+"""A run's epoch whose process had its CPU less than this share of the loop's wall time (summary.json
+min_cpu_share) shared its core with another process: the study warns, since its wall-clock is inflated."""
 
 
 @dataclass
@@ -139,8 +142,12 @@ def run_one(run: RunSpec, preset: str, cpus: Queue, log, code: dict | None = Non
         history = run.run_dir / "study.json"
         past = json.loads(history.read_text()) if history.is_file() else []
         history.write_text(json.dumps([*past, record], indent=2) + "\n")
+        summary = run.run_dir / "summary.json"
+        share = json.loads(summary.read_text()).get("min_cpu_share") if summary.is_file() else None
         log(f"{run.family} e{run.epochs} s{run.seed}: exit {proc.returncode} in {record['process_wall_s']:.0f} s "
-            f"(cpu {cpu}, load {record['load_start']:.2f} -> {record['load_end']:.2f})")
+            f"(cpu {cpu}, load {record['load_start']:.2f} -> {record['load_end']:.2f})"
+            + (f" -- WARNING: an epoch had its core only {share:.0%} of the time; its wall-clock is inflated"
+               if share is not None and share < CONTENDED_SHARE else ""))
         return proc.returncode
     finally:
         cpus.put(cpu)

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMING_KEYS = ("step_s", "data_wait_s", "images_per_s", "train_wall_s", "bn_recalibrate_s")
+TIMING_KEYS = ("step_s", "data_wait_s", "images_per_s", "train_wall_s", "bn_recalibrate_s", "loop_wall_s",
+               "cpu_busy_s")
 
 
 def make_dataset(out: Path, *, num_train: int = 192, num_val: int = 48, size: int = 16) -> Path:

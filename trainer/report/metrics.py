@@ -126,6 +126,9 @@ def summarize(records: list[dict[str, Any]], extra: dict[str, Any] | None = None
     if steps and all("size" in r for r in steps):  # records since the resolution ladder carry the image height
         sizes = sorted({r["size"] for r in steps if r["mode"] == LOW})
         summary["low_steps_by_size"] = {str(h): sum(r["mode"] == LOW and r["size"] == h for r in steps) for h in sizes}
+    shares = [r["cpu_busy_s"] / r["loop_wall_s"] for r in epochs if r.get("loop_wall_s")]
+    # below ~0.9 on a one-thread CPU run: another process shared its core, so its wall-clock is inflated
+    summary["min_cpu_share"] = round(min(shares), 3) if shares else None
     full, low = summary["median_step_s_full"], summary["median_step_s_low"]
     summary["low_full_step_ratio"] = low / full if full and low else None
     summary.update(extra or {})

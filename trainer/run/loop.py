@@ -13,7 +13,10 @@ itself is never exchanged.
 Wall-clock (``train_wall_s``) sums each step's time from asking the loader for the batch to the
 end of the optimiser update (on CUDA: between the steps' end events), plus any re-estimation of the BN
 statistics before an evaluation (model.bn_recalibrate_batches / bn_stale_batches: work a user who keeps
-the model pays); evaluation itself and checkpointing are excluded.
+the model pays); evaluation itself and checkpointing are excluded. Each epoch record also carries the
+training loop's wall seconds and this process's CPU seconds over it (``loop_wall_s``, ``cpu_busy_s``, the part
+run since the process started): their ratio, ``min_cpu_share`` in summary.json, tells a one-thread CPU run
+whose core was shared (its wall-clock inflated) from one that had the core to itself.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class Trainer:
         self.metrics: MetricsWriter | None = None
         self.wandb: WandbLogger | None = None
         self.wandb_run_id: str | None = None
+        self.loop_times: dict[str, float] = {}
+        """The last training loop's wall and process-CPU seconds (this process's part of the epoch)."""
         self.console = Console(config.logging.progress, config.logging.print_every_steps, info.is_main)
         self.window = StepWindow(parts.device)
         # A low step of k times the batch (Mix&Match B+, or constant_pixels' (full H / H)^2) takes k times the
@@ -152,6 +157,7 @@ class Trainer:
         if self.progress.step_in_epoch >= steps:
             return  # a checkpoint taken after the epoch's last step: only the epoch end remains
         self.console.open_epoch(epoch, steps, self.progress.step_in_epoch)
+        loop_start, cpu_start = time.perf_counter(), time.process_time()
         batches = loader.epoch(epoch, start_step=self.progress.step_in_epoch)
         try:
             while True:
@@ -166,6 +172,9 @@ class Trainer:
         finally:
             batches.close()  # stops the loader's handover thread now, not when the frame is collected
             self.console.close_epoch()
+        # whether this process had its CPU while it trained: a one-thread run pinned to a core has
+        # cpu_busy_s ~ loop_wall_s; well below it, another process took the core and slowed the wall-clock
+        self.loop_times = {"loop_wall_s": time.perf_counter() - loop_start, "cpu_busy_s": time.process_time() - cpu_start}
         if self.progress.step_in_epoch != steps:
             raise RuntimeError(f"epoch {epoch}: the loader ended after {self.progress.step_in_epoch} of {steps} steps")
 
@@ -314,6 +323,8 @@ class Trainer:
             record.update(self._recalibrate(epoch))
             record.update(evaluate(p.eval_model, p.val_loader.epoch(0), p.device, precision=tc.precision))
         record["train_wall_s"] = self.progress.train_wall_s
+        record.update(self.loop_times)
+        self.loop_times = {}
         p.scheduler.step()
         self.progress.epoch += 1
         self.progress.step_in_epoch = 0

@@ -46,7 +46,12 @@ def test_run_directory_contract(finished_run, data):
         assert e["bn_recalibrated_batches"] == 4 and e["bn_recalibrate_s"] > 0
         assert e["train_wall_s"] == pytest.approx(sum(s["step_s"] for s in steps if s["epoch"] <= e["epoch"])
                                                   + sum(x["bn_recalibrate_s"] for x in epochs if x["epoch"] <= e["epoch"]))
+        # this process's CPU time over the epoch's loop: a one-thread run busy the whole time (loose bounds:
+        # a test machine may be shared, and torch may run a helper thread)
+        assert e["loop_wall_s"] >= sum(s["step_s"] for s in steps if s["epoch"] == e["epoch"])  # the steps ran in it
+        assert 0 < e["cpu_busy_s"] < 4 * e["loop_wall_s"]
     summary = json.loads((finished_run / "summary.json").read_text())
+    assert summary["min_cpu_share"] == round(min(e["cpu_busy_s"] / e["loop_wall_s"] for e in epochs), 3)
     assert summary["final_val_acc"] == epochs[-1]["val_acc"]
     assert summary["best_val_acc"] == max(e["val_acc"] for e in epochs)
     assert summary["epochs"] == 3 and summary["train_wall_s"] == epochs[-1]["train_wall_s"]
