@@ -2,7 +2,7 @@
 """Run an accuracy-vs-time study: families x budgets x seeds of lowmode-train runs, then the frontier.
 
     .venv/bin/python scripts/study.py scripts/studies/fmnist.toml --out /work/studies/fmnist [--jobs 2]
-        [--seeds 0,1] [--only baseline,paper] [--dry-run] [--no-compare] [--allow-dirty]
+        [--seeds 0,1] [--only baseline,paper] [--budgets 16] [--dry-run] [--no-compare] [--allow-dirty]
 
 Resumable by construction: rerunning the same command skips finished runs (RUN/status.json "done"),
 resumes half-finished ones from their newest checkpoint (lowmode-train --resume auto; a resumed run's
@@ -62,7 +62,8 @@ class RunSpec:
     overrides: list[str] = field(default_factory=list)
 
 
-def load_spec(path: Path, out: Path, seeds: list[int] | None, only: set[str] | None) -> tuple[dict, list[RunSpec]]:
+def load_spec(path: Path, out: Path, seeds: list[int] | None, only: set[str] | None,
+              budgets: set[int] | None = None) -> tuple[dict, list[RunSpec]]:
     """The study settings and every run it defines, seed-major (a first seed's ranking comes early), then
     family in spec order, then budget."""
     spec = tomllib.loads(path.read_text())
@@ -79,6 +80,8 @@ def load_spec(path: Path, out: Path, seeds: list[int] | None, only: set[str] | N
         if only and name not in only:
             continue
         for epochs in fam["budgets"]:
+            if budgets and epochs not in budgets:
+                continue
             if epochs not in milestones:
                 raise SystemExit(f"{path}: family {name!r} budget {epochs} has no [study.milestones] entry")
             for seed in (seeds if seeds is not None else fam.get("seeds", study.get("seeds", [0]))):
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--seeds", help="comma-separated seeds (default: the spec's)")
     parser.add_argument("--only", help="comma-separated family names")
+    parser.add_argument("--budgets", help="comma-separated budgets (epochs) to run of each family (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     parser.add_argument("--no-compare", action="store_true")
     parser.add_argument("--allow-dirty", action="store_true",
@@ -186,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     only = set(args.only.split(",")) if args.only else None
-    study, runs = load_spec(args.spec, args.out, seeds, only)
+    budgets = {int(b) for b in args.budgets.split(",")} if args.budgets else None
+    study, runs = load_spec(args.spec, args.out, seeds, only, budgets)
     if args.export:
         return export(runs, args.export)
     todo = [r for r in runs if state(r) != "done"]

@@ -119,6 +119,16 @@ def test_a_dirty_checkout_is_refused_before_any_run(spec, tmp_path, monkeypatch,
     assert study.main([str(spec), "--out", str(out), "--dry-run"]) == 0  # listing is always allowed
 
 
+def test_seeds_families_and_budgets_select_runs(spec, tmp_path):
+    spec.write_text(spec.read_text().replace("[study.milestones]\n2 = [1]", "[study.milestones]\n2 = [1]\n3 = [2]")
+                    .replace("budgets = [2]", "budgets = [2, 3]"))
+    names = lambda runs: sorted(str(r.run_dir.relative_to(tmp_path)) for r in runs)  # noqa: E731
+    _, runs = study.load_spec(spec, tmp_path, [0, 1], {"paper"}, {3})
+    assert names(runs) == ["paper/e003_s0", "paper/e003_s1"]
+    _, runs = study.load_spec(spec, tmp_path, None, None, None)
+    assert names(runs) == ["baseline/e002_s0", "baseline/e003_s0", "paper/e002_s0", "paper/e003_s0"]
+
+
 def test_a_budget_without_milestones_is_named(spec, tmp_path):
     spec.write_text(spec.read_text().replace("budgets = [2]", "budgets = [3]", 1))
     with pytest.raises(SystemExit, match="family 'baseline' budget 3 has no \\[study.milestones\\] entry"):
