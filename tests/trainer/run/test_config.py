@@ -62,6 +62,26 @@ def test_imagenette_presets_share_the_tuned_baseline():
         "model.low_kernels"}
 
 
+@pytest.mark.parametrize("preset, heights", [
+    # RESULTS 0.6's two ladders, epoch by epoch on the 64/80/96/112/128-px dataset
+    ("imagenette_ladder_fast", [64] * 10 + [80, 96, 112] + [128] * 3),
+    ("imagenette_ladder_accurate", [64] * 3 + [80] * 2 + [96] * 3 + [112] * 2 + [128] * 6),
+])
+def test_imagenette_ladder_presets_are_the_tuned_baseline_on_a_ladder(preset, heights):
+    from pipeline.schedule import Ladder
+
+    base = hashed_view(load_config(CONFIGS / "imagenette_baseline.toml").to_dict())
+    config = load_config(CONFIGS / f"{preset}.toml")
+    flat = hashed_view(config.to_dict())
+    changed = {k for k in set(base) | set(flat) if base.get(k) != flat.get(k)}
+    assert changed - {"schedule.ramp_start", "schedule.ramp_end", "schedule.ramp_shape"} == {
+        "schedule.policy", "model.dual_mode", "model.low_kernels"}
+    assert config.data.dir == "data/imagenette128_ladder"
+    ladder = Ladder(full_height=128, rungs=tuple(("low" if h == 64 else f"low{h}", h) for h in (64, 80, 96, 112)))
+    schedule = mode_schedule(config).with_ladder(ladder)
+    assert [ladder.height(schedule.resolution(e, 0)) for e in range(config.train.epochs)] == heights
+
+
 def test_overrides_are_toml_literals_with_string_fallback():
     assert parse_override("train.epochs=3") == ("train", "epochs", 3)
     assert parse_override("optim.lr_milestones_epochs=[2, 4]") == ("optim", "lr_milestones_epochs", [2, 4])
