@@ -115,14 +115,19 @@ def cpu_model() -> str:
 
 
 def code_version(root: Path = ROOT) -> dict:
-    """{"commit": HEAD's hash or None outside a git checkout, "dirty": tracked files with uncommitted changes}."""
+    """{"commit": HEAD's hash or None outside a git checkout (or without git), "dirty": tracked files with
+    uncommitted changes}. The twin of trainer.report.rundir.git_revision (env.json), which says only whether
+    the tree is dirty; this launcher imports none of the code it runs, so it asks git itself."""
     def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False, timeout=10)
 
-    head = git("rev-parse", "HEAD")
-    if head.returncode != 0:
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": []}
+        changed = git("status", "--porcelain", "--untracked-files=no").stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": []}
-    changed = git("status", "--porcelain", "--untracked-files=no").stdout.splitlines()
     return {"commit": head.stdout.strip(), "dirty": sorted(line[3:] for line in changed)}
 
 
