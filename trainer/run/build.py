@@ -209,11 +209,6 @@ def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Comp
         raise ConfigError("train.precision: 'bf16' autocast is for GPU runs; use 'fp32' on CPU")
     manifest = Manifest.load(config.data.dir)
     schedule = mode_schedule(config, manifest)
-    probe_ratio = manifest.ratio_of(schedule.low)
-    if config.logging.low_step_value_every and not probe_ratio.is_integer():
-        raise ConfigError(f"logging.low_step_value_every: the probe downsamples a full batch by an integer ratio, "
-                          f"but the low resolution read ({manifest.height(schedule.low)} px of "
-                          f"{manifest.height('full')}) has ratio {probe_ratio:g}; set it to 0")
     train, val, recal = build_loaders(
         config.data, batch_size_per_rank=per_rank_batch(tc.global_batch_size, info.world_size), seed=tc.seed,
         info=info, device=device, schedule=schedule, channels_last=mc.channels_last,

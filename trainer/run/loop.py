@@ -43,7 +43,7 @@ from trainer.run.config import TrainConfigRoot, hashed_view
 from trainer.run.console import Console
 from trainer.run.distributed import DistInfo
 from trainer.run.evaluate import evaluate
-from trainer.run.low_step_value import PARTS, probe, summarise
+from trainer.run.low_step_value import PARTS, probe_sizes, summarise
 from trainer.run.lr_schedule import ProgressLR
 from trainer.run.precision import autocast_context
 from trainer.run.signals import StopRequest
@@ -239,31 +239,50 @@ class Trainer:
         if every and self.progress.global_step % every == 0:
             self.save()
 
-    def _probe_low_step_value(self, epoch: int) -> None:
-        """What a low step would buy now (trainer/run/low_step_value.py) on one full-resolution training batch
-        split in halves; the same batch for a given global step on every run (resumes included). Parts are
-        summed over ranks; the model, optimizer and RNG are untouched; the time counts as training."""
-        p = self.parts
-        start = time.perf_counter()
-        loader = p.recal_loader
-        index = (self.progress.global_step // self.config.logging.low_step_value_every) % loader.steps_in_epoch(epoch)
-        batches = loader.epoch(epoch, start_step=index)
+    def _probe_batch(self, epoch: int, index: int):
+        """Full-resolution training batch ``index`` of ``epoch`` from the re-calibration loader (no
+        augmentation): the same batch for the same (epoch, index) on every run, resumes included."""
+        loader = self.parts.recal_loader
+        batches = loader.epoch(epoch, start_step=index % loader.steps_in_epoch(epoch))
         try:
-            batch = next(batches)
+            return next(batches)
         finally:
             batches.close()
-        parts = probe(p.model, batch.images, batch.labels, ratio=int(p.manifest.ratio_of(p.schedule.low)),
-                      method=p.manifest.method or "gaussian")
-        totals = distributed.all_reduce_sum(torch.tensor([parts[k] for k in PARTS], dtype=torch.float64,
-                                                         device=p.device)).tolist()
+
+    def _probe_rungs(self, batch, heights: tuple[int, ...]) -> dict[int, dict[str, float]]:
+        """trainer/run/low_step_value.py's parts at each of ``heights``, summed over ranks (losses: rank means)."""
+        p = self.parts
+        parts = probe_sizes(p.model, batch.images, batch.labels, heights=heights, method=p.manifest.method or "gaussian")
+        flat = torch.tensor([parts[h][k] for h in heights for k in PARTS], dtype=torch.float64, device=p.device)
+        totals = distributed.all_reduce_sum(flat).tolist()
+        out = {}
+        for i, h in enumerate(heights):
+            values = dict(zip(PARTS, totals[i * len(PARTS):(i + 1) * len(PARTS)]))
+            values["loss_full"] /= self.info.world_size
+            values["loss_low"] /= self.info.world_size
+            out[h] = values
+        return out
+
+    def _probe_low_step_value(self, epoch: int) -> None:
+        """What a low step would buy now (trainer/run/low_step_value.py) on one full-resolution training batch
+        split in halves, at every low resolution the schedule may read; the same batch for a given global step
+        on every run (resumes included). Parts are summed over ranks; the model, optimizer and RNG are
+        untouched; the time counts as training."""
+        p = self.parts
+        start = time.perf_counter()
+        batch = self._probe_batch(epoch, self.progress.global_step // self.config.logging.low_step_value_every)
+        heights = tuple(p.manifest.height(name) for name in p.schedule.rungs)
+        by_height = self._probe_rungs(batch, heights)
         if p.device.type == "cuda":
             torch.cuda.synchronize(p.device)
         seconds = time.perf_counter() - start
         self.progress.train_wall_s += seconds
-        record = {"kind": "probe", "step": self.progress.global_step, "epoch": epoch,
-                  **dict(zip(PARTS, totals)), **summarise([dict(zip(PARTS, totals))]), "probe_s": seconds}
-        record["loss_full"], record["loss_low"] = (record["loss_full"] / self.info.world_size,
-                                                   record["loss_low"] / self.info.world_size)
+        low = by_height[p.manifest.height(p.schedule.low)]
+        record = {"kind": "probe", "step": self.progress.global_step, "epoch": epoch, **low, **summarise([low]),
+                  "probe_s": seconds}
+        if len(heights) > 1:
+            record["by_size"] = {str(h): {**summarise([v]), "low_full_dot": v["low_full_dot"]}
+                                 for h, v in by_height.items()}
         if self.info.is_main:
             self.metrics.write(record)
             if self.wandb:

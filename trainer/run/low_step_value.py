@@ -43,16 +43,51 @@ def _gradient(model: nn.Module, params: list[nn.Parameter], images: torch.Tensor
     return torch.cat(flat), float(loss.detach())
 
 
+def downsample_to(images: torch.Tensor, height: int, method: str = "gaussian") -> torch.Tensor:
+    """``images`` (N, C, H, W, normalised floats) at ``height`` pixels: the preprocess's filter
+    (``downsample_batch``) when H is a multiple of ``height``; otherwise antialiased bilinear resampling to
+    (height, round(W x height / H)), an approximation of the stored rung (a ladder's 80 / 96 / 112 px of 128),
+    close enough for a probe's gradient direction. Keeps channels_last when the batch has it."""
+    full = images.shape[-2]
+    if not 1 <= height < full:
+        raise ValueError(f"downsample_to: height must be in [1, {full}), got {height}")
+    if full % height == 0:
+        low = downsample_batch(images, full // height, method)
+    else:
+        width = max(1, round(images.shape[-1] * height / full))
+        low = F.interpolate(images, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+        low = low.contiguous(memory_format=torch.channels_last)
+    return low
+
+
 def probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ratio: int,
           method: str = "gaussian") -> dict[str, float]:
-    """The :data:`PARTS` of one probe batch (full-resolution ``images``, normalised as the loader does;
-    halves A = first, B = second). ``model`` must be dual-mode converted (it has a low mode)."""
+    """The :data:`PARTS` of one probe batch at one low resolution, ``ratio`` times smaller (see
+    :func:`probe_sizes`)."""
+    if not isinstance(ratio, int) or isinstance(ratio, bool) or ratio < 2:
+        raise ValueError(f"probe: ratio must be an integer >= 2, got {ratio!r}")
+    height = images.shape[-2]
+    if height % ratio:
+        raise ValueError(f"probe: image height {height} is not divisible by ratio {ratio}")
+    return probe_sizes(model, images, labels, heights=(height // ratio,), method=method)[height // ratio]
+
+
+def probe_sizes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, heights,
+                method: str = "gaussian") -> dict[int, dict[str, float]]:
+    """The :data:`PARTS` of one probe batch for each low height in ``heights`` (full-resolution
+    ``images``, normalised as the loader does; halves A = first, B = second): the two full gradients are
+    taken once and shared, so k sizes cost 2 + k half-batch gradients. ``model`` must be dual-mode
+    converted (it has a low mode)."""
     root = unwrap(model)
     if not is_dual_mode(root):
         raise TypeError("probe: the model has no low mode; call convert_to_dual_mode first")
     half = len(images) // 2
     if half < 1:
         raise ValueError(f"probe: a batch of {len(images)} cannot be split into two halves")
+    heights = tuple(int(h) for h in heights)
+    if not heights:
+        raise ValueError("probe: no low heights to probe")
     params = [p for p in root.parameters() if p.requires_grad]
     # every buffer, non-persistent ones included (separate/private BN's low-mode statistics are not in
     # state_dict); parameters need no copy: no optimizer step is taken
@@ -61,26 +96,27 @@ def probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ratio
     mode, training = get_mode(root), root.training
     a, b = images[:half], images[half:2 * half]
     ya, yb = labels[:half], labels[half:2 * half]
+    out: dict[int, dict[str, float]] = {}
     try:
         root.train()
         with torch.random.fork_rng(devices=[images.device.index or 0] if images.is_cuda else []):
             g_b, loss_full = _gradient(root, params, b, yb, FULL)
             g_a, _ = _gradient(root, params, a, ya, FULL)
-            low_a = downsample_batch(a, ratio, method)
-            if a.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous():
-                low_a = low_a.contiguous(memory_format=torch.channels_last)
-            g_low, loss_low = _gradient(root, params, low_a, ya, LOW)
+            full_full, full_a2 = float(g_a @ g_b), float(g_a @ g_a)
+            for height in heights:
+                g_low, loss_low = _gradient(root, params, downsample_to(a, height, method), ya, LOW)
+                out[height] = {"low_full_dot": float(g_low @ g_b), "full_full_dot": full_full,
+                               "low_low_norm2": float(g_low @ g_low), "full_a_norm2": full_a2,
+                               "low_full_a_dot": float(g_low @ g_a), "loss_full": loss_full, "loss_low": loss_low}
     finally:
         with torch.no_grad():
-            for buf, value in saved_buffers:  # BN running statistics the three forwards moved
+            for buf, value in saved_buffers:  # BN running statistics the forwards moved
                 buf.copy_(value)
         for p, grad in zip(params, saved_grads):
             p.grad = grad
         set_mode(root, mode)
         root.train(training)
-    return {"low_full_dot": float(g_low @ g_b), "full_full_dot": float(g_a @ g_b),
-            "low_low_norm2": float(g_low @ g_low), "full_a_norm2": float(g_a @ g_a),
-            "low_full_a_dot": float(g_low @ g_a), "loss_full": loss_full, "loss_low": loss_low}
+    return out
 
 
 def summarise(parts: list[dict[str, float]]) -> dict[str, float]:
