@@ -99,6 +99,17 @@ class Planner:
             self._val = order.val_positions(n, batch_size_per_rank, rank, world_size)
             self._steps_per_epoch = len(self._val)
 
+    def rebind(self, schedule: ModeSchedule) -> None:
+        """Read ``schedule`` from now on (the adaptive schedule's new climbs): bound to this dataset's
+        resolutions, every cached layout dropped. Only a schedule with the same batches per step may replace
+        the old one (an epoch's steps and samples must not change under a running epoch)."""
+        if not self.train or self.schedule is None:
+            raise ValueError(f"rebind: {self.index.split} has no mode schedule to replace")
+        if schedule.variable_batches or self.schedule.variable_batches:
+            raise ValueError("rebind: schedules whose low steps take another batch cannot be replaced mid-run")
+        self.schedule = schedule.with_ladder(Ladder.from_manifest(self.index.manifest))
+        self._layouts.clear()
+
     @property
     def variable_steps(self) -> bool:
         """True when the number of steps varies per epoch (training whose low steps take another batch)."""

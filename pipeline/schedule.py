@@ -12,7 +12,9 @@ Policies: "bernoulli" (the paper: p in every epoch that allows low mode), "ramp"
 from ``p`` at the start of training to 0 at ``ramp_end`` of it, then full only; needs the run's
 ``total_epochs``), "alternate" (every k-th step low), "none" (baseline), "progressive" (a resolution ladder: the image height
 grows with training progress through the dataset's low resolutions to the full one, epoch by epoch;
-``Ladder``). The paper's two-level low mode is the ladder of one rung. ``low_batch_scale`` (Mix&Match
+``Ladder``), "adaptive" (a ladder whose climbs a controller decides during training,
+trainer/run/adaptive.py: the schedule holds the climbs decided so far, ``ModeSchedule.with_climbs``, so a
+step's resolution stays a pure function of recorded state). The paper's two-level low mode is the ladder of one rung. ``low_batch_scale`` (Mix&Match
 "B+") is read by the pipeline's planner: a low step takes k times the per-rank batch, so an epoch's
 number of steps depends on its drawn modes (``pipeline.plan.Planner.steps_in_epoch``).
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 from preprocess.dataset_format import FULL, LOW, RESOLUTIONS
 
-POLICIES = ("bernoulli", "alternate", "none", "ramp", "progressive")
+POLICIES = ("bernoulli", "alternate", "none", "ramp", "progressive", "adaptive")
 RAMP_SHAPES = ("linear", "cosine", "step")
 MODES = RESOLUTIONS  # a step's mode is the resolution it reads: FULL or LOW
 
@@ -116,6 +118,17 @@ class ScheduleConfig:
     about the same number of pixels (Multigrid's rule); the LR of the step scales with its batch unless
     optim.low_lr_scale is set. Excludes low_batch_scale > 1."""
 
+    adapt_every_steps: int = 100
+    """adaptive: global steps between two measurements of the controller (each a possible climb)."""
+    adapt_margin: float = 0.0
+    """adaptive: how much better than the climb threshold the current rung must measure to be kept (>= 0; see
+    trainer/run/adaptive.py)."""
+    adapt_probe_batches: int = 2
+    """adaptive: fixed full-resolution training batches the controller's signal is measured on."""
+    adapt_full_from: float = 0.8
+    """adaptive: the fraction of training, in (0, 1], from which every epoch is full resolution whatever the
+    controller measures (the final full phase every ladder of docs/RESULTS.md 0.6 ends with)."""
+
     def __post_init__(self) -> None:
         # TOML gives lists and None means "not used": store a tuple so the config stays hashable and immutable.
         probabilities = () if self.epoch_probabilities is None else self.epoch_probabilities
@@ -144,6 +157,18 @@ class ScheduleConfig:
         _check(_is_int(self.low_size) and self.low_size >= 0, "low_size",
                "an integer >= 0 (a low height in pixels; 0 = the dataset's 'low')", self.low_size)
         _check(isinstance(self.constant_pixels, bool), "constant_pixels", "true or false", self.constant_pixels)
+        _check(_is_int(self.adapt_every_steps) and self.adapt_every_steps >= 1, "adapt_every_steps",
+               "an integer >= 1 (global steps between two measurements)", self.adapt_every_steps)
+        _check(_is_number(self.adapt_margin) and self.adapt_margin >= 0, "adapt_margin", "a number >= 0",
+               self.adapt_margin)
+        _check(_is_int(self.adapt_probe_batches) and self.adapt_probe_batches >= 1, "adapt_probe_batches",
+               "an integer >= 1", self.adapt_probe_batches)
+        _check(_is_number(self.adapt_full_from) and 0.0 < self.adapt_full_from <= 1.0, "adapt_full_from",
+               "a number in (0, 1]", self.adapt_full_from)
+        if self.policy == "adaptive":
+            # the controller switches resolution mid-epoch: an epoch's steps and samples must not depend on it
+            _check(self.low_batch_scale == 1, "low_batch_scale", "1 when policy is 'adaptive'", self.low_batch_scale)
+            _check(not self.constant_pixels, "constant_pixels", "false when policy is 'adaptive'", self.constant_pixels)
         _check(not (self.constant_pixels and self.low_batch_scale > 1), "constant_pixels",
                f"false when low_batch_scale > 1 (both set the low batch; low_batch_scale is {self.low_batch_scale})",
                self.constant_pixels)
@@ -210,7 +235,8 @@ class ModeSchedule:
     """
 
     def __init__(self, config: ScheduleConfig, seed: int, *, lr_milestones_epochs=(),
-                 total_epochs: int | None = None, ladder: Ladder | None = None) -> None:
+                 total_epochs: int | None = None, ladder: Ladder | None = None,
+                 climbs: tuple[tuple[int, int, str], ...] = ()) -> None:
         if not _is_int(seed):
             raise ValueError(f"ModeSchedule seed must be an integer, got {seed!r}")
         milestones = lr_milestones_epochs
@@ -218,7 +244,7 @@ class ModeSchedule:
             raise ValueError(f"lr_milestones_epochs: expected a list of integers >= 0, got {milestones!r}")
         if total_epochs is not None and not (_is_int(total_epochs) and total_epochs >= 1):
             raise ValueError(f"total_epochs: expected an integer >= 1 or None, got {total_epochs!r}")
-        if config.policy in ("ramp", "progressive") and total_epochs is None:
+        if config.policy in ("ramp", "progressive", "adaptive") and total_epochs is None:
             raise ValueError(f"total_epochs: schedule.policy {config.policy!r} needs the run's number of epochs "
                              "(an integer >= 1), got None")
         self.config = config
@@ -226,7 +252,7 @@ class ModeSchedule:
         self.lr_milestones_epochs: tuple[int, ...] = tuple(milestones)
         self.total_epochs: int | None = total_epochs
         self.ladder = ladder if ladder is not None else Ladder.two_level()
-        needs_heights = config.policy == "progressive" or bool(config.low_size) or config.constant_pixels
+        needs_heights = config.policy in ("progressive", "adaptive") or bool(config.low_size) or config.constant_pixels
         self.bound = self.ladder.known or not needs_heights
         """Whether the schedule knows the resolutions it needs; an unbound one (progressive, low_size or
         constant_pixels before a dataset's ladder is given) is bound by the pipeline's planner."""
@@ -240,10 +266,13 @@ class ModeSchedule:
             if self.low not in self.ladder.names:
                 raise ValueError(f"schedule: the dataset has no {self.low!r} resolution (has {self.ladder.names})")
             start = self.ladder.height(self.low)
-            if config.policy == "progressive":
+            if config.policy in ("progressive", "adaptive"):
                 self.rungs = tuple(name for name, h in self.ladder.rungs if start is None or h >= start)
             else:
                 self.rungs = (self.low,)
+        self.climbs: tuple[tuple[int, int, str], ...] = _check_climbs(climbs, self)
+        """adaptive: the controller's decisions so far, (epoch, step, resolution): from that step on the run
+        reads that resolution (by increasing (epoch, step); the resolution only ever climbs)."""
 
     def _require_bound(self) -> None:
         if not self.bound:
@@ -254,11 +283,17 @@ class ModeSchedule:
     def with_ladder(self, ladder: Ladder) -> ModeSchedule:
         """The same schedule on a dataset's resolutions (what the planner reads)."""
         return ModeSchedule(self.config, self.seed, lr_milestones_epochs=self.lr_milestones_epochs,
-                            total_epochs=self.total_epochs, ladder=ladder)
+                            total_epochs=self.total_epochs, ladder=ladder, climbs=self.climbs)
+
+    def with_climbs(self, climbs) -> ModeSchedule:
+        """adaptive: the same schedule with the controller's decisions ``climbs`` ((epoch, step, resolution)
+        by increasing (epoch, step), each resolution higher than the one before)."""
+        return ModeSchedule(self.config, self.seed, lr_milestones_epochs=self.lr_milestones_epochs,
+                            total_epochs=self.total_epochs, ladder=self.ladder, climbs=tuple(map(tuple, climbs)))
 
     def __repr__(self) -> str:
         return (f"ModeSchedule({self.config!r}, seed={self.seed}, lr_milestones_epochs={self.lr_milestones_epochs}, "
-                f"total_epochs={self.total_epochs}, ladder={self.ladder!r})")
+                f"total_epochs={self.total_epochs}, ladder={self.ladder!r}, climbs={self.climbs!r})")
 
     def full_only_epoch(self, epoch: int) -> bool:
         """True when ``epoch`` is a warm-up epoch or one of the N epochs from an LR milestone on."""
@@ -290,6 +325,8 @@ class ModeSchedule:
             return self._ramp_p(epoch)
         if cfg.policy == "progressive":
             return 0.0 if self.progressive_resolution(epoch) == FULL else 1.0
+        if cfg.policy == "adaptive":  # the share at the epoch's start (a climb to full may come within it)
+            return 0.0 if self.adaptive_resolution(epoch, 0) == FULL else 1.0
         return cfg.p
 
     def _ramp_p(self, epoch: int) -> float:
@@ -324,6 +361,18 @@ class ModeSchedule:
                 chosen = name
         return chosen
 
+    def adaptive_resolution(self, epoch: int, step: int) -> str:
+        """adaptive: full from ``adapt_full_from`` of training (t = epoch / total_epochs); before, the
+        lowest rung until the first climb, then the resolution of the last climb at or before (epoch, step)."""
+        self._require_bound()
+        if epoch / self.total_epochs >= self.config.adapt_full_from:
+            return FULL
+        chosen = self.rungs[0]
+        for climb_epoch, climb_step, resolution in self.climbs:
+            if (climb_epoch, climb_step) <= (epoch, step):
+                chosen = resolution
+        return chosen
+
     def resolution(self, epoch: int, step: int) -> str:
         """The resolution ``step`` (0-based, within the epoch) of ``epoch`` reads: "full" or one of the
         ladder's low rungs; pure, no state."""
@@ -335,6 +384,8 @@ class ModeSchedule:
             return FULL
         if self.config.policy == "progressive":
             return self.progressive_resolution(epoch)
+        if self.config.policy == "adaptive":
+            return self.adaptive_resolution(epoch, step)
         if self.config.policy == "alternate":
             k = self.config.alternate_every
             return self.low if step % k == k - 1 else FULL
@@ -386,6 +437,27 @@ class ModeSchedule:
             active = sum(self.p_for_epoch(e) > 0 for e in range(num_epochs))
             return active * low_per_active_epoch / (num_epochs * steps_per_epoch)
         return sum(self.p_for_epoch(e) for e in range(num_epochs)) / num_epochs
+
+
+def _check_climbs(climbs, schedule: ModeSchedule) -> tuple[tuple[int, int, str], ...]:
+    """``climbs`` as a tuple of (epoch, step, resolution); ValueError unless they are adaptive's, ordered by
+    (epoch, step) and each resolution higher on the schedule's ladder than the one before."""
+    climbs = tuple(tuple(c) for c in climbs)
+    if not climbs:
+        return ()
+    if schedule.config.policy != "adaptive":
+        raise ValueError(f"schedule: climbs are the adaptive policy's decisions (policy is {schedule.config.policy!r})")
+    order = (*schedule.rungs, FULL)
+    previous_at, previous_rank = (-1, -1), 0
+    for climb in climbs:
+        if (len(climb) != 3 or not _is_int(climb[0]) or not _is_int(climb[1]) or climb[0] < 0 or climb[1] < 0
+                or climb[2] not in order):
+            raise ValueError(f"schedule: a climb must be (epoch >= 0, step >= 0, one of {order}), got {climb!r}")
+        rank = order.index(climb[2])
+        if (climb[0], climb[1]) <= previous_at or rank <= previous_rank:
+            raise ValueError(f"schedule: climbs must go up the ladder {order} at increasing (epoch, step), got {climbs!r}")
+        previous_at, previous_rank = (climb[0], climb[1]), rank
+    return climbs
 
 
 def full_schedule(seed: int = 0) -> ModeSchedule:

@@ -94,7 +94,8 @@ def test_config_fields_are_the_schedule_section():
 
     assert [f.name for f in fields(ScheduleConfig)] == [
         "policy", "p", "alternate_every", "full_epochs_after_milestone", "warmup_full_epochs", "epoch_probabilities",
-        "ramp_end", "ramp_shape", "low_batch_scale", "ramp_start", "low_size", "constant_pixels"]
+        "ramp_end", "ramp_shape", "low_batch_scale", "ramp_start", "low_size", "constant_pixels", "adapt_every_steps",
+        "adapt_margin", "adapt_probe_batches", "adapt_full_from"]
     assert (ScheduleConfig().ramp_end, ScheduleConfig().ramp_shape, ScheduleConfig().low_batch_scale) == (
         0.6, "linear", 1)
 
@@ -151,7 +152,7 @@ def test_bad_new_field_messages():
         ({"ramp_end": 1.5}, "schedule.ramp_end: expected a number in (0, 1], got 1.5"),
         ({"ramp_shape": "exp"}, "schedule.ramp_shape: expected one of linear, cosine, step, got 'exp'"),
         ({"low_batch_scale": True}, "schedule.low_batch_scale: expected an integer >= 1, got True"),
-        ({"policy": "ramps"}, "schedule.policy: expected one of bernoulli, alternate, none, ramp, progressive, got 'ramps'"),
+        ({"policy": "ramps"}, "schedule.policy: expected one of bernoulli, alternate, none, ramp, progressive, adaptive, got 'ramps'"),
     ]:
         with pytest.raises(ValueError) as info:
             ScheduleConfig(**kwargs)

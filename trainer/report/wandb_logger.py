@@ -64,6 +64,16 @@ class WandbLogger:
         values = {f"probe/{k}": v for k, v in record.items() if k not in ("kind", "step", "epoch")}
         self.run.log(values, step=record["step"])
 
+    def log_adapt(self, record: dict[str, Any]) -> None:
+        """An adaptive-schedule measurement and decision (trainer/run/adaptive.py), under ``adapt/``; the
+        decision as a number (1 = climb) so W&B can chart it."""
+        if self.run is None:
+            return
+        values = {f"adapt/{k}": v for k, v in record.items()
+                  if k not in ("kind", "step", "epoch", "decision") and v is not None}
+        values["adapt/climb"] = 1 if record["decision"] == "climb" else 0
+        self.run.log(values, step=record["step"])
+
     def log_epoch(self, record: dict[str, Any]) -> None:
         if self.run is None:
             return

@@ -212,7 +212,7 @@ def build(config: TrainConfigRoot, info: DistInfo, device: torch.device) -> Comp
     train, val, recal = build_loaders(
         config.data, batch_size_per_rank=per_rank_batch(tc.global_batch_size, info.world_size), seed=tc.seed,
         info=info, device=device, schedule=schedule, channels_last=mc.channels_last,
-        recalibrate=(mc.bn_recalibrate_batches > 0 or stale_recalibration_enabled(mc)
+        recalibrate=(mc.bn_recalibrate_batches > 0 or stale_recalibration_enabled(mc) or config.schedule.policy == "adaptive"
                      or config.logging.low_step_value_every > 0))
     model, conversion = build_run_model(mc, train.manifest, schedule.rungs)
     train_model, eval_model = wrap_model(model, mc, device, train_shapes=1 + len(schedule.rungs))

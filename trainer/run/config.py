@@ -321,7 +321,9 @@ RESUMABLE_KEYS = (
 # checkpoints of runs that predate them (which ran with the default behaviour) stay resumable.
 LATER_KEYS = ("model.low_kernels", "optim.low_lr_scale", "schedule.ramp_end", "schedule.ramp_shape",
               "schedule.low_batch_scale", "model.width", "optim.lr_schedule", "optim.warmup_epochs",
-              "optim.label_smoothing", "schedule.ramp_start", "schedule.low_size", "schedule.constant_pixels")
+              "optim.label_smoothing", "schedule.ramp_start", "schedule.low_size", "schedule.constant_pixels",
+              "schedule.adapt_every_steps", "schedule.adapt_margin", "schedule.adapt_probe_batches",
+              "schedule.adapt_full_from")
 
 
 @dataclass(frozen=True)

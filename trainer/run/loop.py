@@ -38,6 +38,7 @@ from trainer.report.rundir import RunDir
 from trainer.report.wandb_logger import WandbLogger
 from trainer.run import checkpoint as ckpt
 from trainer.run import distributed
+from trainer.run.adaptive import AdaptiveController, probe_losses
 from trainer.run.build import Components, stale_recalibration_enabled
 from trainer.run.config import TrainConfigRoot, hashed_view
 from trainer.run.console import Console
@@ -92,6 +93,10 @@ class Trainer:
         # momentum 0.1); fewer, after low steps moved the weights, and evaluation re-estimates them.
         self.bn_refresh_steps = full_steps_to_refresh(parts.model)
         self.steps_in_epoch = 0  # of the epoch being trained (set by _train_epoch; the per-step LR reads it)
+        self.controller = AdaptiveController(parts.schedule) if parts.schedule.config.policy == "adaptive" else None
+        """schedule.policy "adaptive": decides the climbs (trainer/run/adaptive.py)."""
+        self._replan = False  # a climb was decided: the running epoch's loader must be reopened at the next step
+        self._adapt_probe: list | None = None  # the controller's fixed probe batches (loaded once per process)
 
     # ------------------------------------------------------------------ state (the checkpoint format)
 
@@ -111,6 +116,7 @@ class Trainer:
             "hashed_config": hashed_view(self.config.to_dict()),
             "dataset_fingerprint": self.dataset_fingerprint,
             "world_size": self.info.world_size,
+            "adaptive": self.controller.state_dict() if self.controller else None,
         }
 
     def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
@@ -128,6 +134,12 @@ class Trainer:
             raise ckpt.CheckpointError(f"{source}: does not fit this run ({type(exc).__name__}: "
                                        f"{detail[:400]})") from None
         self.progress, self.acc = progress, acc
+        if self.controller is not None and state.get("adaptive") is not None:
+            try:
+                self.controller.load_state_dict(state["adaptive"])
+                self._set_schedule(p.schedule.with_climbs(self.controller.climbs()))
+            except ValueError as exc:
+                raise ckpt.CheckpointError(f"{source}: {exc}") from None
         self.wandb_run_id = state["wandb_run_id"]
         if state["world_size"] == self.info.world_size:
             ckpt.set_rng_state(state["rng"][self.info.rank])
@@ -168,6 +180,10 @@ class Trainer:
                 self._step(batch, epoch, start, time.perf_counter())
                 if self._sync_due():
                     self._sync()
+                if self._replan:  # the controller climbed: the rest of the epoch reads the new resolution
+                    batches.close()
+                    batches = loader.epoch(epoch, start_step=self.progress.step_in_epoch)
+                    self._replan = False
             self._sync()  # the epoch's last window
         finally:
             batches.close()  # stops the loader's handover thread now, not when the frame is collected
@@ -209,7 +225,8 @@ class Trainer:
         every, global_step = self.config.checkpoint.every_steps, self.progress.global_step
         probe = self.config.logging.low_step_value_every
         return (len(self.window) >= self.config.train.sync_every_steps or bool(every and global_step % every == 0)
-                or bool(probe and global_step % probe == 0))
+                or bool(probe and global_step % probe == 0)
+                or bool(self.controller and self.controller.due(global_step)))
 
     def _sync(self) -> None:
         """The sync point: one all-reduce of the window's per-step numbers and the stop vote, then the
@@ -232,12 +249,63 @@ class Trainer:
         probe = self.config.logging.low_step_value_every
         if probe and self.progress.global_step % probe == 0:
             self._probe_low_step_value(rows[-1][1].epoch)
+        if self.controller and self.controller.due(self.progress.global_step):
+            self._adapt(rows[-1][1].epoch)
         if stop_votes > 0:
             self.save()
             raise TrainingStopped(f"stopped by signal after global step {self.progress.global_step}")
         every = self.config.checkpoint.every_steps
         if every and self.progress.global_step % every == 0:
             self.save()
+
+    def _set_schedule(self, schedule) -> None:
+        """Every part that reads the mode schedule reads ``schedule`` from now on (an adaptive climb)."""
+        self.parts.schedule = schedule
+        self.parts.train_loader.planner.rebind(schedule)
+
+    def _adapt(self, epoch: int) -> None:
+        """The adaptive controller's measurement (trainer/run/adaptive.py): the full-resolution loss of the
+        fixed probe set, summed over ranks, and the decision it gives, the same on every rank. Nothing is
+        measured once the run reads full resolution. Its time counts as training."""
+        p, pr = self.parts, self.progress
+        resolution = p.schedule.adaptive_resolution(epoch, pr.step_in_epoch)
+        if resolution == FULL:
+            return
+        start = time.perf_counter()
+        if self._adapt_probe is None:
+            self._adapt_probe = [(b.images, b.labels) for b in self._fixed_batches(p.schedule.config.adapt_probe_batches)]
+        height = p.manifest.height(resolution)
+        sums, counts = probe_losses(p.model, self._adapt_probe, (height,), p.manifest.method or "gaussian")
+        totals = distributed.all_reduce_sum(torch.tensor(sums + counts, dtype=torch.float64, device=p.device)).tolist()
+        loss_full, loss_low = totals[0] / totals[2], totals[1] / totals[3]
+        decision = self.controller.observe(loss_full, epoch=epoch, next_step=pr.step_in_epoch, schedule=p.schedule,
+                                           resolution=resolution)
+        if decision["decision"] == "climb":
+            self._set_schedule(p.schedule.with_climbs(self.controller.climbs()))
+            self._replan = pr.step_in_epoch < self.steps_in_epoch
+        if p.device.type == "cuda":
+            torch.cuda.synchronize(p.device)
+        seconds = time.perf_counter() - start
+        pr.train_wall_s += seconds
+        record = {"kind": "adapt", "step": pr.global_step, "epoch": epoch, "size": height,
+                  "loss_low": loss_low, **decision, "adapt_s": seconds}
+        if "to" in decision:
+            record["to_size"] = p.manifest.height(decision.pop("to"))
+            record.pop("to", None)
+        if self.info.is_main:
+            self.metrics.write(record)
+            if self.wandb:
+                self.wandb.log_adapt(record)
+
+    def _fixed_batches(self, n: int) -> list:
+        """The first ``n`` full-resolution batches of the re-calibration loader's epoch 0 (no augmentation):
+        the adaptive controller's probe set, the same on every run and resume."""
+        loader = self.parts.recal_loader
+        batches = loader.epoch(0)
+        try:
+            return [next(batches) for _ in range(min(n, loader.steps_in_epoch(0)))]
+        finally:
+            batches.close()
 
     def _probe_batch(self, epoch: int, index: int):
         """Full-resolution training batch ``index`` of ``epoch`` from the re-calibration loader (no

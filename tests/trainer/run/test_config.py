@@ -154,7 +154,8 @@ def test_schedule_section_is_the_pipelines_schedule_config():
     assert set(config.to_dict()["schedule"]) == {"policy", "p", "alternate_every", "full_epochs_after_milestone",
                                                  "warmup_full_epochs", "epoch_probabilities", "ramp_end",
                                                  "ramp_shape", "low_batch_scale", "ramp_start", "low_size",
-                                                 "constant_pixels"}
+                                                 "constant_pixels", "adapt_every_steps", "adapt_margin",
+                                                 "adapt_probe_batches", "adapt_full_from"}
 
 
 def test_keys_added_later_are_hashed_only_when_set():
