@@ -24,6 +24,8 @@ Spec (TOML)::
     set = ["data.num_workers=0"]                     # overrides for every run
     step_costs = "docs/results/…/step_costs.json"    # optional: a trainer.bench JSON; the final comparison
                                                      # also writes the frontier in full-step equivalents
+    frontier_from = "scripts/studies/….toml"         # optional, for a study without a baseline family: the
+                                                     # spec (same preset and data) whose baseline is its frontier
     [study.milestones]                               # epochs -> LR milestones (the budget's schedule)
     8 = [3, 5]
     12 = [5, 7]
@@ -62,6 +64,21 @@ class RunSpec:
     overrides: list[str] = field(default_factory=list)
 
 
+def _check_frontier_from(path: Path, study: dict) -> None:
+    """``frontier_from`` names a committed spec with the same preset and data and a baseline family."""
+    other = ROOT / study["frontier_from"]
+    if not other.is_file():
+        raise SystemExit(f"{path}: [study] frontier_from {study['frontier_from']!r} is not a file under {ROOT}")
+    spec = tomllib.loads(other.read_text())
+    theirs = spec.get("study", {})
+    for key in ("preset", "data"):
+        if theirs.get(key) != study[key]:
+            raise SystemExit(f"{path}: [study] frontier_from {study['frontier_from']!r} has {key} "
+                             f"{theirs.get(key)!r}, this study {study[key]!r}: its baseline is not this study's frontier")
+    if not any(fam.get("name") == "baseline" for fam in spec.get("family", [])):
+        raise SystemExit(f"{path}: [study] frontier_from {study['frontier_from']!r} has no baseline family")
+
+
 def load_spec(path: Path, out: Path, seeds: list[int] | None, only: set[str] | None,
               budgets: set[int] | None = None) -> tuple[dict, list[RunSpec]]:
     """The study settings and every run it defines, seed-major (a first seed's ranking comes early), then
@@ -73,6 +90,8 @@ def load_spec(path: Path, out: Path, seeds: list[int] | None, only: set[str] | N
             raise SystemExit(f"{path}: [study] lacks {key!r}")
     if "step_costs" in study and not (ROOT / study["step_costs"]).is_file():
         raise SystemExit(f"{path}: [study] step_costs {study['step_costs']!r} is not a file under {ROOT}")
+    if "frontier_from" in study:
+        _check_frontier_from(path, study)
     milestones = {int(k): v for k, v in study.get("milestones", {}).items()}
     runs = []
     for fam in spec.get("family", []):
@@ -162,7 +181,8 @@ def run_one(run: RunSpec, preset: str, cpus: Queue, log, code: dict | None = Non
 
 
 def export(runs: list[RunSpec], dest: Path) -> int:
-    """Compact copies of the finished runs (no checkpoints, no per-step records) for docs/results."""
+    """Compact copies of the finished runs (no checkpoints, no per-step records; epoch records and the adaptive
+    controller's few "adapt" records) for docs/results."""
     done = [r for r in runs if state(r) == "done"]
     for run in done:
         target = dest / run.family / run.run_dir.name
@@ -171,7 +191,7 @@ def export(runs: list[RunSpec], dest: Path) -> int:
             if (run.run_dir / name).is_file():
                 (target / name).write_bytes((run.run_dir / name).read_bytes())
         epochs = [line for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()
-                  if json.loads(line).get("kind") == "epoch"]
+                  if json.loads(line).get("kind") in ("epoch", "adapt")]
         (target / "metrics.jsonl").write_text("\n".join(epochs) + "\n")
     print(f"exported {len(done)} finished runs to {dest}")
     return 0
@@ -223,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in failed:
         print(f"FAILED: {r.run_dir} (see {r.run_dir / 'train.log'})", file=sys.stderr)
     finished = [r for r in runs if state(r) == "done"]
-    if not args.no_compare and finished:
+    if not any(r.family == "baseline" for r in runs) and not args.no_compare:
+        print(f"no baseline family: the frontier of these runs is {study.get('frontier_from', 'another study')!r}'s "
+              "(scripts/results/adaptive_study_report.sh compares them)")
+    elif not args.no_compare and finished:
         cmd = [sys.executable, "-m", "trainer.report.compare", *[str(r.run_dir) for r in finished], "--frontier",
                "--out", str(args.out / "compare")]
         if "step_costs" in study:

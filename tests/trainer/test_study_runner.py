@@ -135,13 +135,25 @@ def test_a_budget_without_milestones_is_named(spec, tmp_path):
         study.main([str(spec), "--out", str(tmp_path / "out"), "--dry-run"])
 
 
+@pytest.mark.parametrize("frontier_from, message", [
+    ("scripts/studies/nope.toml", "frontier_from 'scripts/studies/nope.toml' is not a file"),
+    ("scripts/studies/imagenette_ladder.toml", "has preset 'configs/imagenette_baseline.toml'"),
+    ("scripts/studies/cifar10_ladder.toml", "has data '/work/data/cifar10_ladder'"),
+])
+def test_a_frontier_from_another_study_must_share_its_preset_and_data(spec, tmp_path, frontier_from, message):
+    spec.write_text(spec.read_text().replace("[study.milestones]", f'frontier_from = "{frontier_from}"\n\n[study.milestones]', 1))
+    with pytest.raises(SystemExit, match=message):
+        study.load_spec(spec, tmp_path, None, None)
+
+
 @pytest.mark.parametrize("spec_path", sorted((ROOT / "scripts" / "studies").glob("*.toml")), ids=lambda p: p.stem)
 def test_every_committed_study_spec_defines_valid_runs(spec_path, tmp_path):
     # a typo in a spec would otherwise surface hours into a study, when its first run of that family starts
     from trainer.run.config import load_config
 
     settings, runs = study.load_spec(spec_path, tmp_path, None, None)
-    assert runs and {r.family for r in runs} >= {"baseline"}
+    # a frontier: its own baseline family, or (load_spec checked it) another spec's on the same preset and data
+    assert runs and ({r.family for r in runs} >= {"baseline"} or "frontier_from" in settings)
     for run in runs:
         config = load_config(ROOT / settings["preset"], run.overrides)
         assert config.train.epochs == run.epochs and config.train.seed == run.seed

@@ -45,6 +45,8 @@ class Run:
     derived: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     """Flat {"section.key": value} of RUN/config.toml (empty when the run has none)."""
+    adapt: list[dict[str, Any]] = field(default_factory=list)
+    """The adaptive controller's measurements ("adapt" records; empty for every other policy)."""
     sizes: list[tuple[int, float]] = field(default_factory=list)
     """(epoch, mean image height of its training steps), from the step records' ``size`` (runs since the
     resolution ladder; empty before)."""
@@ -67,7 +69,7 @@ def load_run(path: str | Path) -> Run:
     if not any(e.get("val_acc") is not None for e in epochs):
         raise CompareError(f"{run_dir.path}: no evaluated epoch in {run_dir.metrics.name}")
     return Run(run_dir.path, summary, epochs, policy, label=run_dir.path.name, config=config,
-               sizes=_mean_size_per_epoch(records))
+               sizes=_mean_size_per_epoch(records), adapt=[r for r in records if r.get("kind") == "adapt"])
 
 
 def _mean_size_per_epoch(records: list[dict[str, Any]]) -> list[tuple[int, float]]:
@@ -208,9 +210,28 @@ def _plot_resolution(ax, runs: list[Run]) -> None:
     ax.legend()
 
 
+def _plot_adapt(ax, runs: list[Run]) -> None:
+    """The adaptive controller's signal (full-resolution probe loss, smoothed) against training steps, a
+    marker at each climb labelled with the size it climbed to."""
+    for run in runs:
+        if not run.adapt:
+            continue
+        steps = [r["step"] for r in run.adapt]
+        line, = ax.plot(steps, [r["smoothed"] for r in run.adapt], marker=".", label=run.label)
+        for r in run.adapt:
+            if r["decision"] == "climb":
+                ax.axvline(r["step"], color=line.get_color(), alpha=0.3, linestyle="--")
+                ax.annotate(f"→{r['to_size']}", (r["step"], r["smoothed"]), fontsize=7, color=line.get_color())
+    ax.set(xlabel="global step", ylabel="full-resolution probe loss (mean of the last 2)",
+           title="Adaptive schedule: signal and climbs")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
 def write_plots(runs: list[Run], target: float, out: Path, frontier_result: dict[str, Any] | None = None) -> None:
     """Write accuracy_vs_time.png, velocity.png, resolution.png (when the runs record their steps' image
-    heights) and compare.png (the panels side by side, the frontier first when given)."""
+    heights), adapt.png (when a run has an adaptive controller's records) and compare.png (the panels side
+    by side, the frontier first when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,6 +241,8 @@ def write_plots(runs: list[Run], target: float, out: Path, frontier_result: dict
               "velocity.png": lambda ax: _plot_velocity(ax, runs)}
     if any(run.sizes for run in runs):
         panels["resolution.png"] = lambda ax: _plot_resolution(ax, runs)
+    if any(run.adapt for run in runs):
+        panels["adapt.png"] = lambda ax: _plot_adapt(ax, runs)
     for name, draw in panels.items():
         fig, ax = plt.subplots(figsize=(7, 4.5))
         draw(ax)

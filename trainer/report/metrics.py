@@ -11,6 +11,8 @@ Epoch record: {"kind": "epoch", "epoch", "global_step", "lr", "steps", "train_lo
                spent re-estimating BN statistics before that evaluation; only when it ran),
                "train_wall_s" (cumulative training wall-clock, BN re-estimation included,
                evaluation and checkpointing excluded), "low_step_fraction" (of this epoch's steps)}
+Adapt record: {"kind": "adapt", "step", "epoch", "size", "loss_full", "loss_low", "smoothed", "best",
+               "measurements", "decision", ["to_size"], "adapt_s"} (schedule.policy "adaptive"; trainer/run/adaptive.py).
 Probe record: {"kind": "probe", "step", "epoch", rho's parts, "rho", "cos_low_full", "grad_norm_ratio",
                "loss_full", "loss_low", "probe_s"} (logging.low_step_value_every; trainer/run/loop.py).
 Accuracies are fractions in [0, 1]; times are seconds.
@@ -103,6 +105,19 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
                 continue
 
 
+def adapt_summary(records: list[dict[str, Any]], train_wall_s: float) -> dict[str, Any]:
+    """schedule.policy "adaptive": what the controller's measurements cost (``adapt_s``, and as a fraction of
+    the training wall-clock, ``adapt_overhead``) and where it climbed; {} for a run without "adapt" records."""
+    adapts = [r for r in records if r.get("kind") == "adapt"]
+    if not adapts:
+        return {}
+    seconds = sum(r["adapt_s"] for r in adapts)
+    return {"adapt_measurements": len(adapts), "adapt_s": seconds,
+            "adapt_overhead": seconds / train_wall_s if train_wall_s else None,
+            "adapt_climbs": [{"step": r["step"], "epoch": r["epoch"], "from_size": r["size"], "to_size": r["to_size"]}
+                             for r in adapts if r["decision"] == "climb"]}
+
+
 def summarize(records: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """summary.json: final/best validation accuracy, wall-clock, low-step fraction, step times per mode."""
     steps = [r for r in records if r.get("kind") == "step"]
@@ -126,6 +141,7 @@ def summarize(records: list[dict[str, Any]], extra: dict[str, Any] | None = None
     if steps and all("size" in r for r in steps):  # records since the resolution ladder carry the image height
         sizes = sorted({r["size"] for r in steps if r["mode"] == LOW})
         summary["low_steps_by_size"] = {str(h): sum(r["mode"] == LOW and r["size"] == h for r in steps) for h in sizes}
+    summary.update(adapt_summary(records, summary["train_wall_s"]))
     shares = [r["cpu_busy_s"] / r["loop_wall_s"] for r in epochs if r.get("loop_wall_s")]
     # below ~0.9 on a one-thread CPU run: another process shared its core, so its wall-clock is inflated
     summary["min_cpu_share"] = round(min(shares), 3) if shares else None

@@ -96,14 +96,11 @@ class AdaptiveController:
         self.config = schedule.config
         self.state = ControllerState(climbs=[list(c) for c in schedule.climbs])
 
-    def current(self, schedule: ModeSchedule, epoch: int, step: int) -> str:
-        """The resolution the run reads at (epoch, step) — where the controller stands."""
-        return schedule.adaptive_resolution(epoch, step)
-
     def due(self, global_step: int) -> bool:
         return global_step % self.config.adapt_every_steps == 0
 
     def next_rung(self, schedule: ModeSchedule, resolution: str) -> str:
+        """The resolution one rung above ``resolution`` on the schedule's ladder (full at the top)."""
         order = (*schedule.rungs, FULL)
         return order[min(order.index(resolution) + 1, len(order) - 1)]
 

@@ -287,11 +287,9 @@ class Trainer:
             torch.cuda.synchronize(p.device)
         seconds = time.perf_counter() - start
         pr.train_wall_s += seconds
-        record = {"kind": "adapt", "step": pr.global_step, "epoch": epoch, "size": height,
-                  "loss_low": loss_low, **decision, "adapt_s": seconds}
-        if "to" in decision:
-            record["to_size"] = p.manifest.height(decision.pop("to"))
-            record.pop("to", None)
+        target = decision.pop("to", None)
+        record = {"kind": "adapt", "step": pr.global_step, "epoch": epoch, "size": height, "loss_low": loss_low,
+                  **decision, **({"to_size": p.manifest.height(target)} if target else {}), "adapt_s": seconds}
         if self.info.is_main:
             self.metrics.write(record)
             if self.wandb:

@@ -124,3 +124,18 @@ def test_two_ranks_stay_in_lockstep_with_a_larger_low_batch(data, tmp_path):
     low_lr = {s["lr"] for s in steps if s["mode"] == "low" and s["epoch"] < 2}
     assert sorted(low_lr) == pytest.approx([0.2])  # linear scaling: 2 x the base LR 0.1
     assert all(s["grad_norm"] > 0 for s in steps)
+
+
+def test_two_ranks_take_the_adaptive_controllers_decisions_together(data, tmp_path):
+    """The controller's measurement is all-reduced, so both ranks climb at the same step: --check-sync 1
+    compares every step's mode and parameters across ranks and fails on any difference."""
+    need("ddp")
+    overrides = tiny_overrides(data, schedule__policy='"adaptive"', model__low_kernels='"keep"',
+                               schedule__adapt_every_steps="3", schedule__adapt_margin="0.05")
+    run = tmp_path / "adaptive"
+    done = run_train(run, overrides, nproc=2, extra=["--check-sync", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    climbs = [r["step"] for r in records if r["kind"] == "adapt" and r["decision"] == "climb"]
+    modes = [r["mode"] for r in records if r["kind"] == "step"]
+    assert len(climbs) == 1 and modes == ["low"] * climbs[0] + ["full"] * (len(modes) - climbs[0])
