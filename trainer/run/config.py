@@ -274,7 +274,7 @@ class LoggingConfig:
     """offline (default, no account) | online | disabled."""
     wandb_project: str = "lowmode"
     experiment: str = ""
-    """W&B group: runs to compare side by side (default: the preset's file name minus _baseline/_lowmode)."""
+    """W&B group: runs to compare side by side (default: the preset's file name minus _baseline/_lowmode/_paper)."""
     job_type: str = ""
     """W&B job_type (default: "baseline" when schedule.policy is none, else "lowmode")."""
     progress: str = "auto"
@@ -491,8 +491,10 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
         data.setdefault(section, {})[key] = value
     config = config_from_dict(data, source)
     if not config.logging.experiment and path is not None:
-        # The group that puts a preset's baseline and lowmode runs side by side in W&B.
-        stem = Path(path).stem.removesuffix("_baseline").removesuffix("_lowmode")
+        # The group that puts a preset's baseline, lowmode and paper runs side by side in W&B.
+        stem = Path(path).stem
+        for suffix in ("_baseline", "_lowmode", "_paper"):
+            stem = stem.removesuffix(suffix)
         config = dataclasses.replace(config, logging=dataclasses.replace(config.logging, experiment=stem))
     return config
 

@@ -12,8 +12,6 @@ import torch
 from pipeline.index import open_split
 from pipeline.plan import Planner
 from pipeline.schedule import Ladder, ModeSchedule, ScheduleConfig
-from preprocess.build import build_dataset
-from preprocess.config import BuildConfig
 from tests.trainer.train_helpers import TIMING_KEYS, tiny_overrides
 from trainer.__main__ import main
 from trainer.method.dualmode import convert_to_dual_mode, get_mode, set_mode
@@ -109,14 +107,6 @@ def test_probe_losses_leave_the_model_as_it_was():
     assert counts == [8.0, 8.0, 8.0] and all(s > 0 for s in sums)
     assert not model.training and get_mode(model) == "full"
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-
-
-@pytest.fixture(scope="module")
-def ladder_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("adaptive") / "synthetic"
-    build_dataset(BuildConfig(source="synthetic", out=str(out), size=16, low_sizes=(8, 12), channels=3,
-                              num_classes=4, num_train=192, num_val=48, samples_per_shard=64, seed=0))
-    return out
 
 
 def test_rebinding_a_planner_drops_its_layouts(ladder_data):

@@ -19,7 +19,7 @@ PRESETS = sorted(CONFIGS.glob("*.toml"))
 def test_all_presets_exist_and_load():
     names = {p.stem for p in PRESETS}
     for stem in ("cifar10_resnet18", "cifar10_resnet50", "fmnist_small", "imagenette"):
-        assert {f"{stem}_baseline", f"{stem}_lowmode"} <= names
+        assert {f"{stem}_baseline", f"{stem}_lowmode", f"{stem}_paper"} <= names
     for path in PRESETS:
         config = load_config(path)
         # keys that scripts rely on
@@ -32,7 +32,7 @@ def test_all_presets_exist_and_load():
 
 @pytest.mark.parametrize("model", ["resnet18", "resnet50"])
 def test_cifar_presets_have_the_papers_settings(model):
-    low = load_config(CONFIGS / f"cifar10_{model}_lowmode.toml")
+    low = load_config(CONFIGS / f"cifar10_{model}_paper.toml")
     assert (low.train.epochs, low.train.global_batch_size) == (200, 125)
     assert (low.optim.lr, low.optim.momentum, low.optim.weight_decay) == (0.1, 0.9, 5e-4)
     assert low.optim.lr_milestones_epochs == (80, 120) and low.optim.lr_gamma == 0.1
@@ -43,12 +43,19 @@ def test_cifar_presets_have_the_papers_settings(model):
 
 
 @pytest.mark.parametrize("stem", ["cifar10_resnet18", "cifar10_resnet50", "fmnist_small", "imagenette"])
-def test_baseline_and_lowmode_differ_only_in_the_mode(stem):
+def test_baseline_lowmode_and_paper_differ_only_in_the_mode(stem):
+    """The default low mode (the adaptive schedule, kernels kept) and the paper's are the baseline plus the mode."""
     base = hashed_view(load_config(CONFIGS / f"{stem}_baseline.toml").to_dict())
-    low = hashed_view(load_config(CONFIGS / f"{stem}_lowmode.toml").to_dict())
-    assert {k for k in base if base[k] != low[k]} == {"schedule.policy", "model.dual_mode"}
+    low = load_config(CONFIGS / f"{stem}_lowmode.toml")
+    assert (low.schedule.policy, low.model.low_kernels) == ("adaptive", "keep")
+    low = hashed_view(low.to_dict())
+    paper = hashed_view(load_config(CONFIGS / f"{stem}_paper.toml").to_dict())
+    assert {k for k in set(base) | set(low) if base.get(k) != low.get(k)} == {
+        "schedule.policy", "model.dual_mode", "model.low_kernels"}
+    assert {k for k in base if base[k] != paper[k]} == {"schedule.policy", "model.dual_mode"}
     assert load_config(CONFIGS / f"{stem}_baseline.toml").job_type() == "baseline"
-    assert load_config(CONFIGS / f"{stem}_lowmode.toml").logging.experiment == stem
+    for kind in ("lowmode", "paper"):
+        assert load_config(CONFIGS / f"{stem}_{kind}.toml").logging.experiment == stem
 
 
 def test_imagenette_presets_share_the_tuned_baseline():
@@ -121,7 +128,7 @@ def test_overrides_are_toml_literals_with_string_fallback():
     ("model.dual_mode=1", "model.dual_mode: expected true or false"),
     ("optim.lr_milestones_epochs=[12]", "must be < train.epochs"),
     ("optim.lr_milestones_epochs=[4, 2]", "optim.lr_milestones_epochs: expected strictly increasing"),
-    ("model.dual_mode=false", "model.dual_mode: must be true when schedule.policy is 'bernoulli'"),
+    ("model.dual_mode=false", "model.dual_mode: must be true when schedule.policy is 'adaptive'"),
     ("data.dir=''", "data.dir: expected a dataset directory"),
     ("train.epochs", "expected section.key=value"),
 ])
@@ -142,7 +149,7 @@ def test_unknown_key_in_a_file_is_an_error(tmp_path):
 
 
 def test_resolved_config_round_trips(tmp_path):
-    config = load_config(CONFIGS / "cifar10_resnet18_lowmode.toml", ["train.epochs=150", "schedule.epoch_probabilities=[0.0, 0.5]"])
+    config = load_config(CONFIGS / "cifar10_resnet18_paper.toml", ["train.epochs=150", "schedule.epoch_probabilities=[0.0, 0.5]"])
     run_dir = RunDir(tmp_path)
     run_dir.write_config(config.to_dict())
     assert load_config(run_dir.config) == config
@@ -160,14 +167,14 @@ def test_schedule_section_is_the_pipelines_schedule_config():
 
 def test_keys_added_later_are_hashed_only_when_set():
     """Runs that predate a key ran with its default: their checkpoints must keep matching."""
-    base = load_config(CONFIGS / "fmnist_small_lowmode.toml")
+    base = load_config(CONFIGS / "fmnist_small_paper.toml")  # the paper's form sets none of them
     view = hashed_view(base.to_dict())
     for key in ("model.low_kernels", "optim.low_lr_scale", "schedule.ramp_end", "schedule.ramp_shape",
                 "schedule.low_batch_scale"):
         assert key not in view
     for override in ('model.low_kernels="keep"', "schedule.low_batch_scale=2", "optim.low_lr_scale=2.0",
                      "schedule.ramp_end=0.5", 'schedule.ramp_shape="cosine"'):
-        changed = load_config(CONFIGS / "fmnist_small_lowmode.toml", [override])
+        changed = load_config(CONFIGS / "fmnist_small_paper.toml", [override])
         assert changed.hash() != base.hash(), override
         assert override.split("=")[0] in hashed_view(changed.to_dict())
 

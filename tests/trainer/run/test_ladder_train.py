@@ -18,14 +18,6 @@ LADDER_RUN = dict(schedule__policy='"progressive"', schedule__ramp_end="0.6", sc
                   model__low_kernels='"keep"')
 
 
-@pytest.fixture(scope="module")
-def ladder_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ladder") / "synthetic"
-    build_dataset(BuildConfig(source="synthetic", out=str(out), size=16, low_sizes=(8, 12), channels=3,
-                              num_classes=4, num_train=192, num_val=48, samples_per_shard=64, seed=0))
-    return out
-
-
 def _lines(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
