@@ -4,7 +4,7 @@ current rung has stopped paying.
 Why this signal (docs/RESULTS.md 0.7 measures the candidates along schedules whose worth is known): the
 first-order gradient signals — rho = <g_low(A), g_full(B)> / <g_full(A), g_full(B)> against the cost ratio,
 the low/full gradient cosine, the low/full loss gap — read the same on CIFAR-10 at 16 px, where low steps
-never pay, as on Imagenette at 64 px, where they pay most (rho / c about 1.4-2.5 on both). What differs is
+never pay, as on Imagenette at 64 px, where they pay most (rho / c between about 1 and 2.5 on both). What differs is
 whether training at the rung still lowers the loss *at full resolution*: on CIFAR-10 the full-resolution
 validation loss of a network trained at 16 px stops falling after one epoch while its 16-px loss keeps
 falling; on Imagenette it keeps falling at 64 px for several epochs. So the controller measures, every

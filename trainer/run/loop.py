@@ -266,7 +266,8 @@ class Trainer:
     def _adapt(self, epoch: int) -> None:
         """The adaptive controller's measurement (trainer/run/adaptive.py): the full-resolution loss of the
         fixed probe set, summed over ranks, and the decision it gives, the same on every rank. Nothing is
-        measured once the run reads full resolution. Its time counts as training."""
+        measured once the controller has climbed to full resolution (inside a warm-up or after-milestone full
+        window it still measures: the loss falls there, so it stays). Its time counts as training."""
         p, pr = self.parts, self.progress
         resolution = p.schedule.adaptive_resolution(epoch, pr.step_in_epoch)
         if resolution == FULL:
