@@ -244,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: {r.run_dir} (see {r.run_dir / 'train.log'})", file=sys.stderr)
     finished = [r for r in runs if state(r) == "done"]
     if not any(r.family == "baseline" for r in runs) and not args.no_compare:
-        print(f"no baseline family: the frontier of these runs is {study.get('frontier_from', 'another study')!r}'s "
-              "(scripts/results/adaptive_study_report.sh compares them)")
+        where = (f"{study['frontier_from']}'s baseline" if "frontier_from" in study else
+                 "this spec's baseline family (not selected by --only)" if only else "another study's")
+        print(f"no baseline among these runs: their frontier is {where} (scripts/results/adaptive_study_report.sh "
+              "compares them with it)")
     elif not args.no_compare and finished:
         cmd = [sys.executable, "-m", "trainer.report.compare", *[str(r.run_dir) for r in finished], "--frontier",
                "--out", str(args.out / "compare")]
