@@ -274,6 +274,11 @@ class ModeSchedule:
         """adaptive: the controller's decisions so far, (epoch, step, resolution): from that step on the run
         reads that resolution (by increasing (epoch, step); the resolution only ever climbs)."""
 
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The resolutions this schedule can read, from its lowest rung up, full last (the order climbs go)."""
+        return (*self.rungs, FULL)
+
     def _require_bound(self) -> None:
         if not self.bound:
             raise ValueError("schedule: policy 'progressive', low_size and constant_pixels need the dataset's "
@@ -447,7 +452,7 @@ def _check_climbs(climbs, schedule: ModeSchedule) -> tuple[tuple[int, int, str],
         return ()
     if schedule.config.policy != "adaptive":
         raise ValueError(f"schedule: climbs are the adaptive policy's decisions (policy is {schedule.config.policy!r})")
-    order = (*schedule.rungs, FULL)
+    order = schedule.order
     previous_at, previous_rank = (-1, -1), 0
     for climb in climbs:
         if (len(climb) != 3 or not _is_int(climb[0]) or not _is_int(climb[1]) or climb[0] < 0 or climb[1] < 0

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.schedule import FULL, LOW, ModeSchedule
-from trainer.method.dualmode import get_mode, set_mode, unwrap
-from trainer.run.low_step_value import downsample_to
+from trainer.method.dualmode import set_mode, unwrap
+from trainer.run.low_step_value import downsample_to, left_as_it_was
 
 
 @dataclass
@@ -66,24 +66,16 @@ class ControllerState:
 def probe_losses(model: nn.Module, batches, heights: tuple[int, ...], method: str) -> tuple[list[float], list[float]]:
     """Summed cross-entropy and sample count of ``batches`` ((images, labels), full resolution) at full
     resolution (index 0) and at each of ``heights`` (low mode), BN on batch statistics as in a training step;
-    every buffer, the mode and train/eval are restored, so the training is unchanged."""
+    the model is left as it was (``low_step_value.left_as_it_was``), so the training is unchanged."""
     root = unwrap(model)
-    saved = [(buf, buf.detach().clone()) for buf in root.buffers()]
-    mode, training = get_mode(root), root.training
     sums, counts = [0.0] * (1 + len(heights)), [0.0] * (1 + len(heights))
-    try:
-        root.train()
+    with left_as_it_was(root, next(root.parameters()).device):
         for images, labels in batches:
             for i, height in enumerate((None, *heights)):
                 set_mode(root, FULL if height is None else LOW)
                 x = images if height is None else downsample_to(images, height, method)
                 sums[i] += float(F.cross_entropy(root(x).float(), labels, reduction="sum"))
                 counts[i] += labels.numel()
-    finally:
-        for buf, value in saved:
-            buf.copy_(value)
-        set_mode(root, mode)
-        root.train(training)
     return sums, counts
 
 
@@ -101,7 +93,7 @@ class AdaptiveController:
 
     def next_rung(self, schedule: ModeSchedule, resolution: str) -> str:
         """The resolution one rung above ``resolution`` on the schedule's ladder (full at the top)."""
-        order = (*schedule.rungs, FULL)
+        order = schedule.order
         return order[min(order.index(resolution) + 1, len(order) - 1)]
 
     def observe(self, loss_full: float, *, epoch: int, next_step: int, schedule: ModeSchedule,

@@ -274,7 +274,8 @@ class Trainer:
             return
         start = time.perf_counter()
         if self._adapt_probe is None:
-            self._adapt_probe = [(b.images, b.labels) for b in self._fixed_batches(p.schedule.config.adapt_probe_batches)]
+            self._adapt_probe = [(b.images, b.labels)
+                                 for b in self._recal_batches(0, 0, p.schedule.config.adapt_probe_batches)]
         height = p.manifest.height(resolution)
         sums, counts = probe_losses(p.model, self._adapt_probe, (height,), p.manifest.method or "gaussian")
         totals = distributed.all_reduce_sum(torch.tensor(sums + counts, dtype=torch.float64, device=p.device)).tolist()
@@ -296,23 +297,16 @@ class Trainer:
             if self.wandb:
                 self.wandb.log_adapt(record)
 
-    def _fixed_batches(self, n: int) -> list:
-        """The first ``n`` full-resolution batches of the re-calibration loader's epoch 0 (no augmentation):
-        the adaptive controller's probe set, the same on every run and resume."""
+    def _recal_batches(self, epoch: int, start: int, n: int) -> list:
+        """Up to ``n`` full-resolution training batches of ``epoch`` from the re-calibration loader (no
+        augmentation), from batch ``start`` (modulo the epoch's): the same batches for the same arguments on
+        every run, resumes included. The adaptive controller's probe set and the in-loop probe's batch."""
         loader = self.parts.recal_loader
-        batches = loader.epoch(0)
+        steps = loader.steps_in_epoch(epoch)
+        start %= steps
+        batches = loader.epoch(epoch, start_step=start)
         try:
-            return [next(batches) for _ in range(min(n, loader.steps_in_epoch(0)))]
-        finally:
-            batches.close()
-
-    def _probe_batch(self, epoch: int, index: int):
-        """Full-resolution training batch ``index`` of ``epoch`` from the re-calibration loader (no
-        augmentation): the same batch for the same (epoch, index) on every run, resumes included."""
-        loader = self.parts.recal_loader
-        batches = loader.epoch(epoch, start_step=index % loader.steps_in_epoch(epoch))
-        try:
-            return next(batches)
+            return [next(batches) for _ in range(min(n, steps - start))]
         finally:
             batches.close()
 
@@ -337,7 +331,7 @@ class Trainer:
         untouched; the time counts as training."""
         p = self.parts
         start = time.perf_counter()
-        batch = self._probe_batch(epoch, self.progress.global_step // self.config.logging.low_step_value_every)
+        batch, = self._recal_batches(epoch, self.progress.global_step // self.config.logging.low_step_value_every, 1)
         heights = tuple(p.manifest.height(name) for name in p.schedule.rungs)
         by_height = self._probe_rungs(batch, heights)
         if p.device.type == "cuda":

@@ -19,6 +19,9 @@ adaptive-schedule issue and the gradient-alignment part of a frontier study's di
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +64,26 @@ def downsample_to(images: torch.Tensor, height: int, method: str = "gaussian") -
     return low
 
 
+@contextmanager
+def left_as_it_was(root: nn.Module, device: torch.device) -> Iterator[None]:
+    """Measure on ``root`` as a training step sees it (train mode: BN on batch statistics) and leave it as it
+    was: every buffer (BN running statistics, non-persistent ones such as separate/private BN's low-mode
+    statistics included), the mode, train/eval and the RNG state are restored on exit. Parameters and
+    gradients are the caller's (no optimizer step is taken here)."""
+    saved = [(buf, buf.detach().clone()) for buf in root.buffers()]
+    mode, training = get_mode(root), root.training
+    try:
+        root.train()
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            yield
+    finally:
+        with torch.no_grad():
+            for buf, value in saved:  # the running statistics the forwards moved
+                buf.copy_(value)
+        set_mode(root, mode)
+        root.train(training)
+
+
 def probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ratio: int,
           method: str = "gaussian") -> dict[str, float]:
     """The :data:`PARTS` of one probe batch at one low resolution, ``ratio`` times smaller (see
@@ -89,17 +112,12 @@ def probe_sizes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
     if not heights:
         raise ValueError("probe: no low heights to probe")
     params = [p for p in root.parameters() if p.requires_grad]
-    # every buffer, non-persistent ones included (separate/private BN's low-mode statistics are not in
-    # state_dict); parameters need no copy: no optimizer step is taken
-    saved_buffers = [(buf, buf.detach().clone()) for buf in root.buffers()]
     saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
-    mode, training = get_mode(root), root.training
     a, b = images[:half], images[half:2 * half]
     ya, yb = labels[:half], labels[half:2 * half]
     out: dict[int, dict[str, float]] = {}
     try:
-        root.train()
-        with torch.random.fork_rng(devices=[images.device.index or 0] if images.is_cuda else []):
+        with left_as_it_was(root, images.device):
             g_b, loss_full = _gradient(root, params, b, yb, FULL)
             g_a, _ = _gradient(root, params, a, ya, FULL)
             full_full, full_a2 = float(g_a @ g_b), float(g_a @ g_a)
@@ -109,13 +127,8 @@ def probe_sizes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                                "low_low_norm2": float(g_low @ g_low), "full_a_norm2": full_a2,
                                "low_full_a_dot": float(g_low @ g_a), "loss_full": loss_full, "loss_low": loss_low}
     finally:
-        with torch.no_grad():
-            for buf, value in saved_buffers:  # BN running statistics the forwards moved
-                buf.copy_(value)
         for p, grad in zip(params, saved_grads):
             p.grad = grad
-        set_mode(root, mode)
-        root.train(training)
     return out
 
 
